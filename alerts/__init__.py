@@ -1,0 +1,1 @@
+"""Alert engine: threshold and feed-silence rules from the catalog (run as ``ioc alerts``)."""

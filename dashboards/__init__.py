@@ -1,0 +1,1 @@
+"""Grafana dashboards generated from the indicator catalog (run as ``ioc dashboards``)."""

@@ -1,0 +1,1 @@
+"""MQTT collectors: parse, validate and durably store readings (run as ``ioc ingest``)."""

@@ -1,0 +1,152 @@
+"""The ``ioc`` command: one console script, one subcommand per process or task."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+from ioc import __version__
+from ioc.errors import IocError, SettingsError
+from ioc.settings import VARIABLES, Settings, load_settings
+from ioc.stack import LocalStack, ServiceStatus
+
+log = logging.getLogger("ioc")
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_UNHEALTHY = 0, 1, 2, 3
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ioc", description="IOC backend: local stack, collectors, engine, API."
+    )
+    parser.add_argument(
+        "--env-file", type=Path, help="read IOC_* settings from this file (environment wins)"
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands.add_parser("version", help="print the version")
+    commands.add_parser("settings", help="print the effective settings (secrets hidden)")
+
+    stack = commands.add_parser("stack", help="the local Mosquitto and InfluxDB")
+    actions = stack.add_subparsers(dest="action", required=True, metavar="ACTION")
+    up = actions.add_parser("up", help="start Mosquitto and InfluxDB, wait until both answer")
+    up.add_argument(
+        "--foreground",
+        action="store_true",
+        help="stay attached; Ctrl-C (or SIGTERM) stops what this command started",
+    )
+    up.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for both")
+    actions.add_parser("down", help="stop the processes `stack up` started")
+    status = actions.add_parser("status", help="what runs where; exit 3 unless all healthy")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    return parser
+
+
+def _print_status(statuses: Sequence[ServiceStatus]) -> None:
+    print(f"{'SERVICE':<10} {'STATE':<10} {'PID':>7}  {'ADDRESS':<21} DETAIL")
+    for s in statuses:
+        pid = str(s.pid) if s.pid else "-"
+        print(f"{s.name:<10} {s.state:<10} {pid:>7}  {s.address:<21} {s.detail}")
+    for s in statuses:
+        print(f"  {s.name}: data {s.data_dir}, log {s.log_file}")
+
+
+def _status_json(statuses: Sequence[ServiceStatus]) -> str:
+    return json.dumps(
+        [
+            {
+                "name": s.name,
+                "state": s.state,
+                "pid": s.pid,
+                "address": s.address,
+                "detail": s.detail,
+                "data_dir": str(s.data_dir),
+                "log_file": str(s.log_file),
+            }
+            for s in statuses
+        ],
+        indent=2,
+    )
+
+
+def _wait_for_signal(stack: LocalStack) -> int:
+    """Block until SIGINT/SIGTERM or until a service dies; return the exit code."""
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("received %s: stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    while not stop.wait(1.0):
+        stopped = [s.name for s in stack.status() if s.state == "stopped"]
+        if stopped:
+            log.error("%s stopped unexpectedly; see %s", ", ".join(stopped), stack.log_dir)
+            return EXIT_ERROR
+    return EXIT_OK
+
+
+def _stack(settings: Settings, args: argparse.Namespace) -> int:
+    stack = LocalStack(settings)
+    if args.action == "up":
+        if not args.foreground:
+            statuses = stack.up(timeout=args.timeout)
+            _print_status(statuses)
+            return EXIT_OK if all(s.healthy for s in statuses) else EXIT_UNHEALTHY
+        with stack.running(timeout=args.timeout) as statuses:
+            _print_status(statuses)
+            print(f"MQTT broker: mqtt://{settings.mqtt_host}:{settings.mqtt_port}")
+            print(f"InfluxDB:    {settings.influx_url} (database {settings.influx_db!r})")
+            print("Press Ctrl-C to stop.", flush=True)
+            code = _wait_for_signal(stack)
+        print("stopped: " + (", ".join(stack.started_now) or "nothing (it was already running)"))
+        return code
+    if args.action == "down":
+        stopped = stack.down()
+        print("stopped: " + (", ".join(stopped) or "nothing was running"))
+        return EXIT_OK
+    statuses = stack.status()
+    if args.json:
+        print(_status_json(statuses))
+    else:
+        _print_status(statuses)
+    return EXIT_OK if all(s.healthy for s in statuses) else EXIT_UNHEALTHY
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``ioc`` console script; returns the process exit code."""
+    args = _parser().parse_args(argv)
+    if args.command == "version":
+        print(f"ioc {__version__}")
+        return EXIT_OK
+    try:
+        settings = load_settings(env_file=args.env_file)
+    except SettingsError as exc:
+        print(f"ioc: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        if args.command == "settings":
+            shown = settings.redacted()
+            for spec in VARIABLES:
+                print(f"{spec.name}={shown[spec.name]}")
+            return EXIT_OK
+        return _stack(settings, args)
+    except IocError as exc:
+        print(f"ioc: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,370 @@
+"""The one settings object, read from ``IOC_*`` environment variables and an optional env file.
+
+Nothing else in the project reads the environment: processes call :func:`load_settings` once at
+start and pass the resulting immutable :class:`Settings` down. Every variable is listed in
+``VARIABLES`` with its default and its check; an invalid value, or an ``IOC_*`` name that is not a
+setting (a typo), fails at start with a message that names the variable and the value.
+
+Precedence: process environment, then the env file (``IOC_ENV_FILE`` or the ``--env-file``
+option), then the defaults below.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from ioc.errors import SettingsError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+"""The checkout this package runs from (``deploy/local`` and the default ``var/`` live here)."""
+
+PREFIX = "IOC_"
+ENV_FILE_VARIABLE = "IOC_ENV_FILE"
+
+InfluxApi = Literal["v1", "v2"]
+MqttProtocol = Literal["5", "3.1.1"]
+
+_DURATION = re.compile(r"^(INF|(\d+(w|d|h|m))+)$")
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Validated configuration of every IOC process."""
+
+    var_dir: Path
+    log_level: str
+    mqtt_host: str
+    mqtt_port: int
+    mqtt_username: str | None
+    mqtt_password: str | None
+    mqtt_protocol: MqttProtocol
+    influx_url: str
+    influx_api: InfluxApi
+    influx_db: str
+    influx_username: str | None
+    influx_password: str | None
+    influx_org: str | None
+    influx_token: str | None
+    influx_timeout: float
+    influx_rpc_port: int
+    retention_raw: str
+    retention_derived: str
+    retention_ops: str
+
+    @property
+    def influx_port(self) -> int:
+        """The TCP port of ``influx_url`` (explicit, or the scheme's default)."""
+        parts = urlsplit(self.influx_url)
+        return parts.port or (443 if parts.scheme == "https" else 80)
+
+    @property
+    def influx_host(self) -> str:
+        """The host name or address of ``influx_url``."""
+        return urlsplit(self.influx_url).hostname or ""
+
+    def retention_policies(self) -> dict[str, str]:
+        """Retention policy name to duration; ``raw`` is the database's default policy."""
+        return {
+            "raw": self.retention_raw,
+            "derived": self.retention_derived,
+            "ops": self.retention_ops,
+        }
+
+    def redacted(self) -> dict[str, str]:
+        """Every setting as text for display, with secrets replaced."""
+        shown: dict[str, str] = {}
+        for spec in VARIABLES:
+            value = getattr(self, spec.field)
+            if spec.secret and value:
+                shown[spec.name] = "***"
+            else:
+                shown[spec.name] = "" if value is None else str(value)
+        return shown
+
+
+# --- parsers: each takes the raw text and returns the typed value or raises ValueError(why) ---
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise ValueError("must be an integer between 1 and 65535") from None
+    if not 1 <= port <= 65535:
+        raise ValueError("must be an integer between 1 and 65535")
+    return port
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError("must be a number of seconds greater than 0") from None
+    if not (value > 0 and value < float("inf")):
+        raise ValueError("must be a number of seconds greater than 0")
+    return value
+
+
+def _host(text: str) -> str:
+    if not text or any(c.isspace() for c in text) or "/" in text:
+        raise ValueError("must be a host name or an IP address, without scheme or port")
+    return text
+
+
+def _url(text: str) -> str:
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(
+            "must be an http:// or https:// URL with a host, e.g. http://127.0.0.1:18086"
+        )
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ValueError("must be the server's base URL, without path, query or fragment")
+    try:
+        parts.port  # noqa: B018  (evaluating it validates the port)
+    except ValueError:
+        raise ValueError("has an invalid port") from None
+    return text.rstrip("/")
+
+
+def _name(text: str) -> str:
+    if not _NAME.match(text):
+        raise ValueError("must be 1-64 characters of letters, digits, '_', '.', '-'")
+    return text
+
+
+def _duration(text: str) -> str:
+    if not _DURATION.match(text):
+        raise ValueError("must be an InfluxQL duration such as 90d, 12w, 720h or INF")
+    return text
+
+
+def _optional(text: str) -> str | None:
+    return text or None
+
+
+def _choice(*allowed: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if text not in allowed:
+            raise ValueError("must be one of " + ", ".join(allowed))
+        return text
+
+    return parse
+
+
+def _log_level(text: str) -> str:
+    level = text.upper()
+    if level not in _LOG_LEVELS:
+        raise ValueError("must be one of " + ", ".join(_LOG_LEVELS))
+    return level
+
+
+def _path(text: str) -> Path:
+    if not text:
+        raise ValueError("must be a directory path")
+    path = Path(text).expanduser()
+    return path if path.is_absolute() else (Path.cwd() / path)
+
+
+@dataclass(frozen=True, slots=True)
+class Variable:
+    """One ``IOC_*`` variable: its field, default, parser and documentation."""
+
+    name: str
+    field: str
+    default: str
+    parse: Callable[[str], Any]
+    doc: str
+    secret: bool = False
+
+
+VARIABLES: tuple[Variable, ...] = (
+    Variable(
+        "IOC_VAR_DIR",
+        "var_dir",
+        str(PROJECT_ROOT / "var"),
+        _path,
+        "Data, logs and pid files of the local stack and collector spools.",
+    ),
+    Variable("IOC_LOG_LEVEL", "log_level", "INFO", _log_level, "Log level of every process."),
+    Variable("IOC_MQTT_HOST", "mqtt_host", "127.0.0.1", _host, "MQTT broker host."),
+    Variable(
+        "IOC_MQTT_PORT",
+        "mqtt_port",
+        "11883",
+        _port,
+        "MQTT broker port (the local stack listens here).",
+    ),
+    Variable("IOC_MQTT_USERNAME", "mqtt_username", "", _optional, "MQTT user name, if any."),
+    Variable(
+        "IOC_MQTT_PASSWORD", "mqtt_password", "", _optional, "MQTT password, if any.", secret=True
+    ),
+    Variable(
+        "IOC_MQTT_PROTOCOL", "mqtt_protocol", "5", _choice("5", "3.1.1"), "MQTT protocol version."
+    ),
+    Variable(
+        "IOC_INFLUX_URL",
+        "influx_url",
+        "http://127.0.0.1:18086",
+        _url,
+        "InfluxDB base URL (the local stack listens here).",
+    ),
+    Variable(
+        "IOC_INFLUX_API",
+        "influx_api",
+        "v1",
+        _choice("v1", "v2"),
+        "Write API: v1 /write (db, rp, user/password) or v2 /api/v2/write (org, token).",
+    ),
+    Variable(
+        "IOC_INFLUX_DB",
+        "influx_db",
+        "ioc",
+        _name,
+        "Database (v1); with v2, buckets are named '<db>/<rp>'.",
+    ),
+    Variable("IOC_INFLUX_USERNAME", "influx_username", "", _optional, "InfluxDB 1.x user."),
+    Variable(
+        "IOC_INFLUX_PASSWORD",
+        "influx_password",
+        "",
+        _optional,
+        "InfluxDB 1.x password.",
+        secret=True,
+    ),
+    Variable("IOC_INFLUX_ORG", "influx_org", "", _optional, "InfluxDB 2.x organisation."),
+    Variable(
+        "IOC_INFLUX_TOKEN", "influx_token", "", _optional, "InfluxDB 2.x API token.", secret=True
+    ),
+    Variable(
+        "IOC_INFLUX_TIMEOUT",
+        "influx_timeout",
+        "10",
+        _positive_float,
+        "Seconds to wait for InfluxDB on each request.",
+    ),
+    Variable(
+        "IOC_INFLUX_RPC_PORT",
+        "influx_rpc_port",
+        "18088",
+        _port,
+        "Local stack only: the InfluxDB 1.x backup/restore RPC port (loopback).",
+    ),
+    Variable(
+        "IOC_RETENTION_RAW",
+        "retention_raw",
+        "400d",
+        _duration,
+        "How long raw readings are kept (retention policy 'raw', the default).",
+    ),
+    Variable(
+        "IOC_RETENTION_DERIVED",
+        "retention_derived",
+        "INF",
+        _duration,
+        "How long derived indicator values are kept (retention policy 'derived').",
+    ),
+    Variable(
+        "IOC_RETENTION_OPS",
+        "retention_ops",
+        "30d",
+        _duration,
+        "How long self-metrics and dead letters are kept (retention policy 'ops').",
+    ),
+)
+
+_BY_NAME = {spec.name: spec for spec in VARIABLES}
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """Parse ``KEY=VALUE`` lines (``#`` comments, optional ``export``, optional quotes)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SettingsError(
+            f"{ENV_FILE_VARIABLE}={str(path)!r}: cannot read: {exc.strerror}"
+        ) from None
+    values: dict[str, str] = {}
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        line = line.removeprefix("export ").strip()
+        key, sep, value = line.partition("=")
+        key = key.strip()
+        if not sep or not re.fullmatch(r"[A-Z_][A-Z0-9_]*", key):
+            raise SettingsError(f"{path}:{number}: expected KEY=VALUE, found {raw!r}")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[key] = value
+    return values
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, env_file: Path | str | None = None
+) -> Settings:
+    """Build and validate the settings; raise SettingsError naming every bad variable."""
+    env = dict(os.environ if environ is None else environ)
+    file_name = env_file if env_file is not None else env.get(ENV_FILE_VARIABLE) or None
+    merged: dict[str, str] = {}
+    if file_name is not None:
+        merged.update(read_env_file(Path(file_name)))
+    merged.update({k: v for k, v in env.items() if k.startswith(PREFIX)})
+    merged.pop(ENV_FILE_VARIABLE, None)
+
+    problems: list[str] = []
+    for name in sorted(merged):
+        if name.startswith(PREFIX) and name not in _BY_NAME:
+            close = difflib.get_close_matches(name, list(_BY_NAME), n=1)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            problems.append(f"{name} is not a known setting{hint}")
+
+    values: dict[str, Any] = {}
+    for spec in VARIABLES:
+        text = merged.get(spec.name, spec.default).strip()
+        try:
+            values[spec.field] = spec.parse(text)
+        except ValueError as why:
+            shown = "***" if spec.secret else text
+            problems.append(f"{spec.name}={shown!r}: {why}")
+    if not problems:
+        problems.extend(_cross_checks(values))
+    if problems:
+        raise SettingsError("invalid settings:\n  " + "\n  ".join(problems))
+    return Settings(**values)
+
+
+def _cross_checks(values: Mapping[str, Any]) -> list[str]:
+    problems = []
+    if values["influx_api"] == "v2":
+        for field, name in (("influx_org", "IOC_INFLUX_ORG"), ("influx_token", "IOC_INFLUX_TOKEN")):
+            if not values[field]:
+                problems.append(f"{name}='': required when IOC_INFLUX_API='v2'")
+    if bool(values["influx_username"]) != bool(values["influx_password"]):
+        problems.append(
+            "IOC_INFLUX_USERNAME and IOC_INFLUX_PASSWORD: set both or neither "
+            f"(username={values['influx_username'] or ''!r})"
+        )
+    if values["mqtt_password"] and not values["mqtt_username"]:
+        problems.append("IOC_MQTT_PASSWORD is set but IOC_MQTT_USERNAME='' is empty")
+    return problems
+
+
+def is_loopback(host: str) -> bool:
+    """True if ``host`` names this machine's loopback interface."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -1,0 +1,374 @@
+"""The local stack: Mosquitto and InfluxDB 1.x from Debian's packages, as our child processes.
+
+``ioc stack up`` renders the project's config files (``deploy/local/*.conf.in``) into
+``<var>/run/``, starts each server bound to loopback on the configured ports with its data under
+``<var>/<service>/`` and its output in ``<var>/log/<service>.log``, waits until the broker answers
+CONNECT with CONNACK and InfluxDB answers ``/ping``, then creates the database and retention
+policies. Each started process is recorded in ``<var>/run/<service>.pid`` together with its start
+time, so ``down`` stops exactly the processes ``up`` started (a recycled pid is never signalled).
+Nothing is installed here: missing binaries are reported with the command that installs them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import getpass
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from string import Template
+
+from ioc.errors import StackError, StoreError
+from ioc.mqtt import connack
+from ioc.settings import PROJECT_ROOT, Settings, is_loopback
+from ioc.store import Store
+
+log = logging.getLogger(__name__)
+
+TEMPLATES = PROJECT_ROOT / "deploy" / "local"
+SERVICES = ("mosquitto", "influxdb")
+_BINARIES = {
+    "mosquitto": ("mosquitto", "/usr/sbin/mosquitto", "mosquitto"),
+    "influxdb": ("influxd", "/usr/bin/influxd", "influxdb"),
+}
+_PR_SET_PDEATHSIG = 1
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceStatus:
+    """What ``status`` knows about one service of the stack."""
+
+    name: str
+    state: str  # "healthy", "unhealthy" (running but not answering) or "stopped"
+    pid: int | None
+    address: str
+    detail: str
+    data_dir: Path
+    log_file: Path
+
+    @property
+    def healthy(self) -> bool:
+        """True when the process runs and answers its protocol."""
+        return self.state == "healthy"
+
+
+@dataclass(frozen=True, slots=True)
+class _Record:
+    """A started process as written to its pid file: pid, kernel start time, argv."""
+
+    pid: int
+    start_ticks: int
+    argv: tuple[str, ...]
+
+
+def _start_ticks(pid: int) -> int | None:
+    """The process's start time in clock ticks since boot (field 22 of /proc/PID/stat)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name (field 2) is in parentheses and may contain spaces: split after it.
+    after_name = stat.rsplit(")", 1)[1].split()
+    state = after_name[0]
+    return None if state in ("Z", "X") else int(after_name[19])
+
+
+def _die_with_parent() -> None:  # pragma: no cover  (runs in the child between fork and exec)
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def find_binary(service: str) -> str:
+    """Path of the server binary, or StackError saying how to install it."""
+    command, fallback, package = _BINARIES[service]
+    found = shutil.which(command) or (fallback if os.access(fallback, os.X_OK) else None)
+    if not found:
+        raise StackError(
+            f"{command} is not installed: run `make setup` (installs the Debian package {package})"
+        )
+    return found
+
+
+def port_is_free(host: str, port: int) -> bool:
+    """True if nothing listens on host:port (we can bind it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+class LocalStack:
+    """Start, stop and report the local Mosquitto and InfluxDB of one ``var`` directory."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.started_now: tuple[str, ...] = ()
+        self.var_dir = settings.var_dir
+        self.run_dir = self.var_dir / "run"
+        self.log_dir = self.var_dir / "log"
+
+    # --- paths and addresses -----------------------------------------------------------------
+
+    def data_dir(self, service: str) -> Path:
+        """Where a service keeps its data."""
+        return self.var_dir / service
+
+    def log_file(self, service: str) -> Path:
+        """Where a service's output goes."""
+        return self.log_dir / f"{service}.log"
+
+    def _pid_file(self, service: str) -> Path:
+        return self.run_dir / f"{service}.pid"
+
+    def _address(self, service: str) -> tuple[str, int]:
+        s = self.settings
+        return (
+            (s.mqtt_host, s.mqtt_port) if service == "mosquitto" else (s.influx_host, s.influx_port)
+        )
+
+    # --- records -----------------------------------------------------------------------------
+
+    def _read_record(self, service: str) -> _Record | None:
+        """The recorded process if it is still the one we started; a stale pid file is removed."""
+        path = self._pid_file(service)
+        try:
+            doc = json.loads(path.read_text())
+            record = _Record(int(doc["pid"]), int(doc["start_ticks"]), tuple(doc["argv"]))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError):
+            log.warning("ignoring unreadable pid file %s", path)
+            path.unlink(missing_ok=True)
+            return None
+        if _start_ticks(record.pid) != record.start_ticks:
+            path.unlink(missing_ok=True)
+            return None
+        return record
+
+    def _write_record(self, service: str, record: _Record) -> None:
+        path = self._pid_file(service)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(
+            json.dumps({"pid": record.pid, "start_ticks": record.start_ticks, "argv": record.argv})
+        )
+        tmp.replace(path)
+
+    # --- up ----------------------------------------------------------------------------------
+
+    def _check_addresses(self) -> None:
+        s = self.settings
+        for variable, host in (("IOC_MQTT_HOST", s.mqtt_host), ("IOC_INFLUX_URL", s.influx_host)):
+            if not is_loopback(host):
+                raise StackError(
+                    f"{variable} points at {host!r}: the local stack serves on loopback only. "
+                    "Use an existing server instead of `ioc stack up`, or point the variable at "
+                    "127.0.0.1."
+                )
+        if s.influx_api != "v1":
+            raise StackError("the local stack runs InfluxDB 1.x: set IOC_INFLUX_API=v1 to use it")
+        ports = {
+            "IOC_MQTT_PORT": s.mqtt_port,
+            "IOC_INFLUX_URL port": s.influx_port,
+            "IOC_INFLUX_RPC_PORT": s.influx_rpc_port,
+        }
+        if len(set(ports.values())) != len(ports):
+            raise StackError(f"the stack's ports must differ: {ports}")
+
+    def _render(self, service: str) -> Path:
+        host, port = self._address(service)
+        template = Template((TEMPLATES / f"{service}.conf.in").read_text())
+        text = template.substitute(
+            host=host,
+            port=port,
+            rpc_port=self.settings.influx_rpc_port,
+            data_dir=self.data_dir(service),
+            run_dir=self.run_dir,
+            user=getpass.getuser(),
+        )
+        path = self.run_dir / f"{service}.conf"
+        path.write_text(text)
+        return path
+
+    def _argv(self, service: str, config: Path) -> tuple[str, ...]:
+        binary = find_binary(service)
+        if service == "mosquitto":
+            return (binary, "-c", str(config))
+        return (binary, "run", "-config", str(config))
+
+    def up(self, *, timeout: float = 60.0, die_with_parent: bool = False) -> list[ServiceStatus]:
+        """Start whatever is not running, wait until both answer, create the schema."""
+        self._check_addresses()
+        for path in (self.run_dir, self.log_dir, *(self.data_dir(s) for s in SERVICES)):
+            path.mkdir(parents=True, exist_ok=True)
+        started: list[str] = []
+        self.started_now = ()
+        try:
+            for service in SERVICES:
+                if self._read_record(service) is not None:
+                    log.info("%s already runs (pid file %s)", service, self._pid_file(service))
+                    continue
+                self._start(service, die_with_parent=die_with_parent)
+                started.append(service)
+            deadline = time.monotonic() + timeout
+            self._wait("mosquitto", deadline, lambda: connack(self.settings, timeout=1.0) is None)
+            self._wait("influxdb", deadline, self._influx_answers)
+            with Store(self.settings) as store:
+                store.ensure_schema()
+        except BaseException:
+            for service in reversed(started):
+                self._stop(service, timeout=10.0)
+            raise
+        self.started_now = tuple(started)
+        return self.status()
+
+    def _start(self, service: str, *, die_with_parent: bool) -> None:
+        host, port = self._address(service)
+        needed = (port,) if service == "mosquitto" else (port, self.settings.influx_rpc_port)
+        busy = [p for p in needed if not port_is_free(host, p)]
+        if busy:
+            raise StackError(
+                f"cannot start {service}: port {busy[0]} on {host} is already in use by another "
+                "process; choose other ports with IOC_MQTT_PORT, IOC_INFLUX_URL or "
+                "IOC_INFLUX_RPC_PORT"
+            )
+        argv = self._argv(service, self._render(service))
+        with self.log_file(service).open("ab") as out:
+            process = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_die_with_parent if die_with_parent else None,  # noqa: PLW1509
+                cwd=self.data_dir(service),
+            )
+        ticks = _start_ticks(process.pid)
+        if ticks is None:
+            raise StackError(f"{service} exited at once; see {self.log_file(service)}")
+        self._write_record(service, _Record(process.pid, ticks, argv))
+        log.info("started %s (pid %d) on %s:%d", service, process.pid, host, port)
+
+    def _influx_answers(self) -> bool:
+        try:
+            with Store(self.settings) as store:
+                store.ping()
+        except StoreError:
+            return False
+        return True
+
+    def _wait(self, service: str, deadline: float, answers: Callable[[], bool]) -> None:
+        while True:
+            if self._read_record(service) is None:
+                raise StackError(f"{service} stopped while starting:\n{self._log_tail(service)}")
+            if answers():
+                return
+            if time.monotonic() > deadline:
+                host, port = self._address(service)
+                raise StackError(
+                    f"{service} did not answer in time on {host}:{port}:\n{self._log_tail(service)}"
+                )
+            time.sleep(0.1)
+
+    def _log_tail(self, service: str, lines: int = 15) -> str:
+        try:
+            text = self.log_file(service).read_text(errors="replace")
+        except OSError:
+            return f"(no log at {self.log_file(service)})"
+        return "\n".join("    " + line for line in text.splitlines()[-lines:])
+
+    # --- down --------------------------------------------------------------------------------
+
+    def down(self, timeout: float = 20.0, services: tuple[str, ...] = SERVICES) -> list[str]:
+        """Stop the processes this stack started (newest first); return their names."""
+        stopped = []
+        for service in reversed(services):
+            if self._stop(service, timeout=timeout):
+                stopped.append(service)
+        return stopped
+
+    def _stop(self, service: str, *, timeout: float) -> bool:
+        record = self._read_record(service)
+        if record is None:
+            return False
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(record.pid, signal.SIGTERM)
+        if not self._wait_gone(record, timeout):
+            log.warning(
+                "%s (pid %d) ignored SIGTERM for %.0fs: killing it", service, record.pid, timeout
+            )
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(record.pid, signal.SIGKILL)
+            self._wait_gone(record, 5.0)
+        self._pid_file(service).unlink(missing_ok=True)
+        log.info("stopped %s (pid %d)", service, record.pid)
+        return True
+
+    @staticmethod
+    def _wait_gone(record: _Record, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(record.pid, os.WNOHANG)  # reap it if it is our own child
+            if _start_ticks(record.pid) != record.start_ticks:
+                return True
+            time.sleep(0.05)
+        return False
+
+    # --- status ------------------------------------------------------------------------------
+
+    def status(self) -> list[ServiceStatus]:
+        """Each service: running and answering, running but silent, or stopped."""
+        out = []
+        for service in SERVICES:
+            host, port = self._address(service)
+            record = self._read_record(service)
+            if record is None:
+                state, detail = "stopped", "not started by this stack"
+            elif service == "mosquitto":
+                why = connack(self.settings, timeout=2.0)
+                state, detail = (
+                    ("healthy", "CONNACK received") if why is None else ("unhealthy", why)
+                )
+            else:
+                try:
+                    with Store(self.settings) as store:
+                        version = store.ping()
+                    state, detail = "healthy", f"/ping answered, version {version}"
+                except StoreError as exc:
+                    state, detail = "unhealthy", str(exc)
+            out.append(
+                ServiceStatus(
+                    name=service,
+                    state=state,
+                    pid=record.pid if record else None,
+                    address=f"{host}:{port}",
+                    detail=detail,
+                    data_dir=self.data_dir(service),
+                    log_file=self.log_file(service),
+                )
+            )
+        return out
+
+    @contextlib.contextmanager
+    def running(self, *, timeout: float = 60.0) -> Iterator[list[ServiceStatus]]:
+        """Run the stack for a ``with`` block, stopping on exit only what this call started.
+
+        The started processes also get SIGTERM if this thread dies without cleaning up.
+        """
+        statuses = self.up(timeout=timeout, die_with_parent=True)
+        try:
+            yield statuses
+        finally:
+            self.down(services=self.started_now)
