@@ -1,0 +1,1 @@
+"""Official formulas as small pure functions (see shared/domain/INDICATORS.md)."""
