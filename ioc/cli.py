@@ -8,7 +8,7 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
 
@@ -16,6 +16,7 @@ from ioc import __version__
 from ioc.errors import IocError, SettingsError
 from ioc.settings import VARIABLES, Settings, load_settings
 from ioc.stack import LocalStack, ServiceStatus
+from ioc.store import Store
 
 log = logging.getLogger("ioc")
 
@@ -32,6 +33,12 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser("version", help="print the version")
     commands.add_parser("settings", help="print the effective settings (secrets hidden)")
+
+    db = commands.add_parser("db", help="the configured InfluxDB")
+    db_actions = db.add_subparsers(dest="action", required=True, metavar="ACTION")
+    db_actions.add_parser(
+        "init", help="create the database and retention policies (InfluxDB 1.x; idempotent)"
+    )
 
     stack = commands.add_parser("stack", help="the local Mosquitto and InfluxDB")
     actions = stack.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -120,6 +127,30 @@ def _stack(settings: Settings, args: argparse.Namespace) -> int:
     return EXIT_OK if all(s.healthy for s in statuses) else EXIT_UNHEALTHY
 
 
+def _settings(settings: Settings, _args: argparse.Namespace) -> int:
+    shown = settings.redacted()
+    for spec in VARIABLES:
+        print(f"{spec.name}={shown[spec.name]}")
+    return EXIT_OK
+
+
+def _db(settings: Settings, _args: argparse.Namespace) -> int:
+    with Store(settings) as store:
+        version = store.ping()
+        store.ensure_schema()
+    policies = ", ".join(f"{k} {v}" for k, v in settings.retention_policies().items())
+    print(f"InfluxDB {version} at {settings.influx_url}: database {settings.influx_db!r}")
+    print(f"retention policies: {policies}")
+    return EXIT_OK
+
+
+_HANDLERS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
+    "settings": _settings,
+    "db": _db,
+    "stack": _stack,
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``ioc`` console script; returns the process exit code."""
     args = _parser().parse_args(argv)
@@ -135,12 +166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     try:
-        if args.command == "settings":
-            shown = settings.redacted()
-            for spec in VARIABLES:
-                print(f"{spec.name}={shown[spec.name]}")
-            return EXIT_OK
-        return _stack(settings, args)
+        return _HANDLERS[args.command](settings, args)
     except IocError as exc:
         print(f"ioc: {exc}", file=sys.stderr)
         return EXIT_ERROR

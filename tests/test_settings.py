@@ -133,3 +133,8 @@ ALL_INTERFACES = ".".join("0" * 4)  # spelled out so linters do not mistake it f
 )
 def test_is_loopback(host: str, loopback: bool) -> None:
     assert is_loopback(host) is loopback
+
+
+def test_readme_documents_every_variable() -> None:
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    assert [v.name for v in VARIABLES if f"`{v.name}`" not in readme] == []

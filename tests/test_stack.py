@@ -19,6 +19,7 @@ from ioc.errors import StackError
 from ioc.mqtt import connack, make_client
 from ioc.settings import Settings, load_settings
 from ioc.stack import LocalStack, port_is_free
+from ioc.store import Store
 from tests.conftest import stack_environment
 
 pytestmark = pytest.mark.services
@@ -190,3 +191,19 @@ def test_cli_reports_invalid_settings_with_exit_code_2(tmp_path: Path) -> None:
     result = _ioc({"IOC_VAR_DIR": str(tmp_path), "IOC_MQTT_PORT": "eighty"}, "stack", "status")
     assert result.returncode == 2
     assert "IOC_MQTT_PORT='eighty': must be an integer" in result.stderr
+
+
+def test_cli_db_init_creates_the_schema_on_a_fresh_database(
+    service_env: dict[str, str], services: Settings
+) -> None:
+    env = {**service_env, "IOC_INFLUX_DB": "ioc_init_test", "IOC_RETENTION_RAW": "10d"}
+    result = _ioc(env, "db", "init")
+    assert result.returncode == 0, result.stderr
+    assert "raw 10d, derived INF, ops 30d" in result.stdout
+    with Store(load_settings(env)) as store:
+        (series,) = store.query('SHOW RETENTION POLICIES ON "ioc_init_test"', epoch=None)
+    assert {(r["name"], r["duration"], r["default"]) for r in series.rows()} >= {
+        ("raw", "240h0m0s", True),
+        ("derived", "0s", False),
+        ("ops", "720h0m0s", False),
+    }
