@@ -57,6 +57,9 @@ def test_encode_point_escapes_exactly_as_influxdb_expects(point: Point, line: st
         (Point("m", {"v": 2**63}, T), "outside the int64 range"),
         (Point("m", {"v": "\ud800"}, T), "not valid Unicode"),
         (Point("m", {"v": None}, T), "unsupported type NoneType"),  # type: ignore[dict-item]
+        (Point("m", {"v": 1}, T, {"t": ["a"]}), r"tag value \['a'\] is not a string"),  # type: ignore[dict-item]
+        (Point("m", {("k",): 1}, T), "field key .* is not a string"),  # type: ignore[dict-item]
+        (Point(None, {"v": 1}, T), "measurement None is not a string"),  # type: ignore[arg-type]
         (Point("m", {"v": 1}, 2**63), "not an int64"),
         (Point("m", {"v": 1}, 1.5), "not an int64"),  # type: ignore[arg-type]
     ],
