@@ -26,6 +26,7 @@ from fractions import Fraction
 
 from ioc.errors import FormulaInputError
 from ioc.formulas.exact import exact_concentration, round_half_up
+from ioc.formulas.nowcast import weighted_nowcast
 
 __all__ = [
     "PM25_TABLE_2012",
@@ -41,7 +42,6 @@ __all__ = [
     "pm25_table_for",
 ]
 
-NOWCAST_HOURS = 12
 _TENTH = Fraction(1, 10)
 
 
@@ -164,27 +164,13 @@ def nowcast_pm25(hourly: Sequence[float | None]) -> NowCastPm25 | None:
     at least 2 of the 3 most recent hours. Computed in exact rational arithmetic, because the
     result is truncated (not rounded) to 0.1 µg/m³ and a float 42.59999... would lose a tenth.
     """
-    if len(hourly) > NOWCAST_HOURS:
-        raise FormulaInputError(
-            f"hourly must hold at most {NOWCAST_HOURS} values (most recent first), "
-            f"got {len(hourly)}"
-        )
-    values = [
-        None if c is None else exact_concentration(f"hourly[{i}]", c) for i, c in enumerate(hourly)
-    ]
-    if sum(c is not None for c in values[:3]) < 2:
+    exact = weighted_nowcast(hourly)
+    if exact is None:
         return None
-    present = [(i, c) for i, c in enumerate(values) if c is not None]
-    c_max = max(c for _, c in present)
-    c_min = min(c for _, c in present)
-    # All-zero window: the ratio is 0/0; every weight gives NowCast 0, so take w = 1.
-    weight = Fraction(1) if c_max == 0 else max(c_min / c_max, Fraction(1, 2))
-    numerator = sum((weight**i * c for i, c in present), Fraction(0))
-    denominator = sum((weight**i for i, _ in present), Fraction(0))
     return NowCastPm25(
-        concentration=float(_truncate_tenth(numerator / denominator)),
-        weight=float(weight),
-        hours_used=len(present),
+        concentration=float(_truncate_tenth(exact.value)),
+        weight=float(exact.weight),
+        hours_used=exact.hours_used,
     )
 
 

@@ -23,6 +23,7 @@ from fractions import Fraction
 
 from ioc.errors import FormulaInputError
 from ioc.formulas.exact import exact_concentration, round_half_up
+from ioc.formulas.nowcast import weighted_nowcast
 
 __all__ = [
     "AQI_MAX",
@@ -45,7 +46,6 @@ __all__ = [
 ]
 
 AQI_MAX = 500
-NOWCAST_HOURS = 12
 HOURS_PER_DAY = 24
 O3_8H_WINDOW = 8
 # §1.2: the O3 8h column stops at 400 µg/m³; §1.4: above it only the 1h-based value counts.
@@ -223,28 +223,14 @@ def nowcast(hourly: Sequence[float | None]) -> NowCast | None:
     Deliberate choice per §1.3: the normalised form Σw^(i-1)c_i / Σw^(i-1) is used for w = 1/2 as
     well, not the decision's literal Σ(1/2)^i c_i.
     """
-    if len(hourly) > NOWCAST_HOURS:
-        raise FormulaInputError(
-            f"hourly must hold at most {NOWCAST_HOURS} values (c1 first), got {len(hourly)}"
-        )
-    values = [
-        None if c is None else exact_concentration(f"hourly[{i}]", c) for i, c in enumerate(hourly)
-    ]
-    if sum(c is not None for c in values[:3]) < 2:
+    exact = weighted_nowcast(hourly)
+    if exact is None:
         return None
-    present = [(i, c) for i, c in enumerate(values) if c is not None]
-    c_max = max(c for _, c in present)
-    c_min = min(c for _, c in present)
-    # All-zero window: Cmin/Cmax is 0/0; any weight gives NowCast 0, so report w* = w = 1.
-    ratio = Fraction(1) if c_max == 0 else c_min / c_max
-    weight = max(ratio, Fraction(1, 2))
-    numerator = sum((weight**i * c for i, c in present), Fraction(0))
-    denominator = sum((weight**i for i, _ in present), Fraction(0))
     return NowCast(
-        value=float(numerator / denominator),
-        weight=float(weight),
-        weight_ratio=float(ratio),
-        hours_used=len(present),
+        value=float(exact.value),
+        weight=float(exact.weight),
+        weight_ratio=float(exact.ratio),
+        hours_used=exact.hours_used,
     )
 
 
