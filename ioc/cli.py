@@ -9,14 +9,17 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
 from ioc import __version__
+from ioc.catalog import get_catalog
+from ioc.engine import CycleReport, Engine
 from ioc.errors import IocError, SettingsError
 from ioc.settings import VARIABLES, Settings, load_settings
 from ioc.stack import LocalStack, ServiceStatus
-from ioc.store import Store
+from ioc.store import Store, time_ns
 
 log = logging.getLogger("ioc")
 
@@ -40,6 +43,20 @@ def _parser() -> argparse.ArgumentParser:
         "init", help="create the database and retention policies (InfluxDB 1.x; idempotent)"
     )
 
+    engine = commands.add_parser("engine", help="compute the catalog's indicators")
+    engine_actions = engine.add_subparsers(dest="action", required=True, metavar="ACTION")
+    run = engine_actions.add_parser(
+        "run", help="a cycle every IOC_ENGINE_INTERVAL seconds until Ctrl-C (or --once)"
+    )
+    run.add_argument("--once", action="store_true", help="run one cycle, print it and exit")
+    backfill = engine_actions.add_parser(
+        "backfill", help="compute every period ending in (FROM, TO]; idempotent"
+    )
+    backfill.add_argument(
+        "start", metavar="FROM", type=_moment, help="RFC 3339, e.g. 2025-11-01T00:00:00+07:00"
+    )
+    backfill.add_argument("end", metavar="TO", type=_moment, nargs="?", help="default: now")
+
     stack = commands.add_parser("stack", help="the local Mosquitto and InfluxDB")
     actions = stack.add_subparsers(dest="action", required=True, metavar="ACTION")
     up = actions.add_parser("up", help="start Mosquitto and InfluxDB, wait until both answer")
@@ -53,6 +70,16 @@ def _parser() -> argparse.ArgumentParser:
     status = actions.add_parser("status", help="what runs where; exit 3 unless all healthy")
     status.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
+
+
+def _moment(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an RFC 3339 date-time") from None
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} has no UTC offset (add Z or +07:00)")
+    return moment
 
 
 def _print_status(statuses: Sequence[ServiceStatus]) -> None:
@@ -144,9 +171,48 @@ def _db(settings: Settings, _args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _print_cycle(report: CycleReport) -> None:
+    lag = "-" if report.lag_s is None else f"{report.lag_s:.0f} s"
+    print(
+        f"{report.periods} periods, {report.points} points written in {report.seconds:.2f} s; "
+        f"lag {lag}; skipped {dict(report.skipped) or 'nothing'}"
+    )
+
+
+def _engine(settings: Settings, args: argparse.Namespace) -> int:
+    catalog = get_catalog(settings.registry_file)
+    with Store(settings) as store:
+        engine = Engine(settings, catalog, store)
+        if args.action == "backfill":
+            end = args.end or datetime.now(UTC)
+            _print_cycle(engine.backfill(time_ns(args.start), time_ns(end)))
+            return EXIT_OK
+        if args.once:
+            _print_cycle(engine.run_cycle())
+            return EXIT_OK
+        stop = threading.Event()
+
+        def on_signal(signum: int, _frame: FrameType | None) -> None:
+            log.info("received %s: stopping after this cycle", signal.Signals(signum).name)
+            stop.set()
+
+        signal.signal(signal.SIGINT, on_signal)
+        signal.signal(signal.SIGTERM, on_signal)
+        log.info(
+            "engine: %d indicators, %d sources; a cycle every %.0f s over the last %s",
+            len(catalog.indicators),
+            len(catalog.registry.sources),
+            settings.engine_interval,
+            settings.engine_lookback,
+        )
+        engine.run_forever(stop)
+    return EXIT_OK
+
+
 _HANDLERS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "settings": _settings,
     "db": _db,
+    "engine": _engine,
     "stack": _stack,
 }
 

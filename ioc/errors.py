@@ -5,6 +5,7 @@ Every error the project raises on purpose derives from ``IocError``::
     IocError
     ├── SettingsError            a setting is missing or invalid (names the variable and the value)
     ├── StackError               the local stack could not start, answer or stop
+    ├── CatalogError             a catalog or registry file is invalid (names file, entry, field)
     ├── LineProtocolError        a value cannot be written as line protocol without ambiguity
     ├── FormulaInputError        an official formula was given inputs it is not defined for
     ├── PayloadError             an MQTT/HTTP payload cannot be parsed; ``reason`` is a stable code
@@ -35,6 +36,10 @@ class SettingsError(IocError):
 
 class StackError(IocError):
     """The local stack (Mosquitto, InfluxDB child processes) could not start, answer or stop."""
+
+
+class CatalogError(IocError):
+    """A catalog or source-registry file is invalid; the message names file, entry and field."""
 
 
 class LineProtocolError(IocError, ValueError):

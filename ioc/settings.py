@@ -60,6 +60,9 @@ class Settings:
     retention_raw: str
     retention_derived: str
     retention_ops: str
+    registry_file: Path
+    engine_interval: float
+    engine_lookback: str
 
     @property
     def influx_port(self) -> int:
@@ -175,6 +178,19 @@ def _path(text: str) -> Path:
     return path if path.is_absolute() else (Path.cwd() / path)
 
 
+def _file(text: str) -> Path:
+    if not text:
+        raise ValueError("must be a file path")
+    path = Path(text).expanduser()
+    return path if path.is_absolute() else (Path.cwd() / path)
+
+
+def _lookback(text: str) -> str:
+    if not re.fullmatch(r"[1-9][0-9]*(m|h|d)", text):
+        raise ValueError("must be a duration such as 90m, 3h or 2d")
+    return text
+
+
 @dataclass(frozen=True, slots=True)
 class Variable:
     """One ``IOC_*`` variable: its field, default, parser and documentation."""
@@ -279,6 +295,27 @@ VARIABLES: tuple[Variable, ...] = (
         "30d",
         _duration,
         "How long self-metrics and dead letters are kept (retention policy 'ops').",
+    ),
+    Variable(
+        "IOC_REGISTRY_FILE",
+        "registry_file",
+        str(Path(__file__).resolve().parent / "catalog" / "sources.toml"),
+        _file,
+        "The source registry (devices, feeds, probes); default: the packaged demo registry.",
+    ),
+    Variable(
+        "IOC_ENGINE_INTERVAL",
+        "engine_interval",
+        "60",
+        _positive_float,
+        "Seconds between two engine cycles.",
+    ),
+    Variable(
+        "IOC_ENGINE_LOOKBACK",
+        "engine_lookback",
+        "3h",
+        _lookback,
+        "How far back each engine cycle recomputes periods, for late readings (e.g. 3h, 1d).",
     ),
 )
 

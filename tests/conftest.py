@@ -6,11 +6,13 @@ They reuse the project's own stack code (``LocalStack``), so the tests also prov
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import socket
 import subprocess
 import time
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -19,7 +21,7 @@ import pytest
 
 from ioc.settings import Settings, load_settings
 from ioc.stack import LocalStack, find_binary
-from ioc.store import Store
+from ioc.store import Store, quote_ident
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
@@ -86,6 +88,16 @@ def store(services: Settings) -> Iterator[Store]:
     """A store connected to the session's InfluxDB (database and retention policies exist)."""
     with Store(services) as s:
         yield s
+
+
+@pytest.fixture
+def own_database(services: Settings) -> Iterator[Settings]:
+    """Settings for a database of this test's own on the session's InfluxDB (dropped after)."""
+    settings = dataclasses.replace(services, influx_db=f"t_{uuid.uuid4().hex[:12]}")
+    with Store(settings) as s:
+        s.ensure_schema()
+        yield settings
+        s.command(f"DROP DATABASE {quote_ident(settings.influx_db)}")
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,100 @@
+"""Indicator values at each level and how they are stored (measurement ``indicator``, rp derived).
+
+A point per indicator, place and period end::
+
+    indicator,indicator=vn_aqi,level=province,province=01,unit=AQI value=152,band="bad",
+        coverage=3i,expected=3i,sources=3i,origin="01-air-cau-giay",origin_ward="00167" <end>
+
+Tags are the allowlisted keys only (indicator, level, unit, province, ward, source); everything
+else is a field. Derived values are stamped with the end of their period (DESIGN.md "Time").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from types import MappingProxyType
+
+from ioc.store import Point
+
+__all__ = ["INDICATOR_MEASUREMENT", "NATION", "IndicatorValue", "Level", "SourceValue"]
+
+INDICATOR_MEASUREMENT = "indicator"
+NATION = "VN"
+"""The place code of the national level (the API names places by official code)."""
+
+FieldValue = float | int | str | bool
+
+
+class Level(Enum):
+    """Where a value applies: one source, one ward, one province or the whole nation."""
+
+    SOURCE = "source"
+    WARD = "ward"
+    PROVINCE = "province"
+    NATION = "nation"
+
+
+@dataclass(frozen=True, slots=True)
+class SourceValue:
+    """One source's value for one period, with the parts roll-ups need.
+
+    ``numerator``/``denominator`` are set for ratio and formula roll-ups (they are what is
+    summed); ``details`` are formula outputs worth keeping (dominant pollutant, flood margin...).
+    """
+
+    source_id: str
+    value: float
+    numerator: float | None = None
+    denominator: float | None = None
+    details: Mapping[str, FieldValue] = field(default_factory=lambda: MappingProxyType({}))
+
+
+@dataclass(frozen=True, slots=True)
+class IndicatorValue:
+    """An indicator's value for one place and period, with coverage and (for max) its origin."""
+
+    indicator: str
+    unit: str
+    level: Level
+    time_ns: int
+    value: float
+    band: str | None
+    province: str | None = None
+    ward: str | None = None
+    source: str | None = None
+    coverage: int = 1
+    expected: int = 1
+    sources: int = 1
+    numerator: float | None = None
+    denominator: float | None = None
+    origin: str | None = None
+    origin_ward: str | None = None
+    origin_province: str | None = None
+    details: Mapping[str, FieldValue] = field(default_factory=lambda: MappingProxyType({}))
+
+    def to_point(self) -> Point:
+        """The line-protocol point of this value."""
+        tags = {"indicator": self.indicator, "level": self.level.value, "unit": self.unit}
+        for key in ("province", "ward", "source"):
+            value = getattr(self, key)
+            if value is not None:
+                tags[key] = value
+        fields: dict[str, FieldValue] = {
+            "value": float(self.value),
+            "coverage": self.coverage,
+            "expected": self.expected,
+            "sources": self.sources,
+        }
+        optional: dict[str, FieldValue | None] = {
+            "band": self.band,
+            "numerator": None if self.numerator is None else float(self.numerator),
+            "denominator": None if self.denominator is None else float(self.denominator),
+            "origin": self.origin,
+            "origin_ward": self.origin_ward,
+            "origin_province": self.origin_province,
+        }
+        fields.update({k: v for k, v in optional.items() if v is not None})
+        fields.update(self.details)
+        return Point(INDICATOR_MEASUREMENT, fields, self.time_ns, tags)
