@@ -9,6 +9,10 @@ Every error the project raises on purpose derives from ``IocError``::
     ├── LineProtocolError        a value cannot be written as line protocol without ambiguity
     ├── FormulaInputError        an official formula was given inputs it is not defined for
     ├── PayloadError             an MQTT/HTTP payload cannot be parsed; ``reason`` is a stable code
+    ├── SpoolError               the collector's local spool cannot take or give back a batch
+    │   ├── SpoolFullError       the size limit is reached: stop acknowledging (backpressure)
+    │   ├── SpoolCorruptError    damage a crash cannot explain (names file and offset)
+    │   └── SpoolLockedError     another process owns the spool directory
     └── StoreError               InfluxDB refused or could not be reached
         ├── PartialWriteError    400/422: some (or all) lines rejected; carries them with reasons
         ├── QueryError           the InfluxQL statement was rejected
@@ -61,6 +65,22 @@ class PayloadError(IocError, ValueError):
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
         self.reason = reason
+
+
+class SpoolError(IocError):
+    """The collector's local spool (ingest/spool.py) cannot take or give back a batch."""
+
+
+class SpoolFullError(SpoolError):
+    """The spool has reached its size limit; nothing was written."""
+
+
+class SpoolCorruptError(SpoolError):
+    """A segment or the committed file is damaged somewhere a crash cannot explain."""
+
+
+class SpoolLockedError(SpoolError):
+    """Another process (or another open Spool) owns the spool directory."""
 
 
 class StoreError(IocError):
