@@ -93,6 +93,14 @@ def _duration(text: str) -> None:
         raise ValidationError(str(why)) from None
 
 
+def _matches(pattern: str, what: str) -> validate.Regexp:
+    return validate.Regexp(pattern, error=f"{{input!r}} is not {what}")
+
+
+_KEY = _matches(KEY_PATTERN, "a key (lower-case letters, digits and '_', starting with a letter)")
+_SLUG = _matches(_SLUG_PATTERN, "a name of lower-case letters, digits and '-'")
+
+
 def _enum_field(enum: type[Enum], **kwargs: Any) -> fields.Enum[Any]:
     return fields.Enum(enum, by_value=True, **kwargs)
 
@@ -103,7 +111,7 @@ class _Strict(Schema):
 
 
 class _MetricSchema(_Strict):
-    key = fields.String(required=True, validate=validate.Regexp(KEY_PATTERN))
+    key = fields.String(required=True, validate=_KEY)
     title_vi = fields.String(required=True, validate=validate.Length(min=1))
     title_en = fields.String(required=True, validate=validate.Length(min=1))
     type = _enum_field(MetricType, required=True)
@@ -119,27 +127,27 @@ class _MetricSchema(_Strict):
 
 
 class _KindSchema(_Strict):
-    key = fields.String(required=True, validate=validate.Regexp(KEY_PATTERN))
+    key = fields.String(required=True, validate=_KEY)
     title_vi = fields.String(required=True, validate=validate.Length(min=1))
     title_en = fields.String(required=True, validate=validate.Length(min=1))
     source_class = _enum_field(SourceClass, required=True, data_key="class")
-    measurement = fields.String(required=True, validate=validate.Regexp(KEY_PATTERN))
+    measurement = fields.String(required=True, validate=_KEY)
     metrics = fields.List(fields.String(), required=True, validate=validate.Length(min=1))
 
 
 class _BandSchema(_Strict):
-    key = fields.String(required=True, validate=validate.Regexp(KEY_PATTERN))
+    key = fields.String(required=True, validate=_KEY)
     low = fields.Float(required=True)
     title_vi = fields.String(required=True, validate=validate.Length(min=1))
     title_en = fields.String(required=True, validate=validate.Length(min=1))
-    colour = fields.String(required=True, validate=validate.Regexp(_COLOUR_PATTERN))
+    colour = fields.String(required=True, validate=_matches(_COLOUR_PATTERN, "a colour #RRGGBB"))
 
 
 class _IndicatorSchema(_Strict):
-    key = fields.String(required=True, validate=validate.Regexp(KEY_PATTERN))
+    key = fields.String(required=True, validate=_KEY)
     title_vi = fields.String(required=True, validate=validate.Length(min=1))
     title_en = fields.String(required=True, validate=validate.Length(min=1))
-    domain = fields.String(required=True, validate=validate.Regexp(KEY_PATTERN))
+    domain = fields.String(required=True, validate=_KEY)
     unit = fields.String(required=True, validate=validate.Length(min=1, max=32))
     min = fields.Float(load_default=None)
     max = fields.Float(load_default=None)
@@ -160,16 +168,25 @@ class _IndicatorSchema(_Strict):
         load_default=dict,
     )
     target = fields.Float(load_default=None)
-    dashboard = fields.String(load_default=None, validate=validate.Regexp(_SLUG_PATTERN))
-    alert = fields.String(load_default=None, validate=validate.Regexp(_SLUG_PATTERN))
+    dashboard = fields.String(load_default=None, validate=_SLUG)
+    alert = fields.String(load_default=None, validate=_SLUG)
     reference = fields.String(required=True, validate=validate.Length(min=1))
 
 
 class _SourceSchema(_Strict):
-    id = fields.String(required=True, validate=validate.Regexp(SOURCE_ID_PATTERN))
+    id = fields.String(
+        required=True,
+        validate=_matches(
+            SOURCE_ID_PATTERN,
+            "a source id (letters, digits, '_', '.', ':', '-'; at most 128, starting with a "
+            "letter or digit)",
+        ),
+    )
     kind = fields.String(required=True)
-    province = fields.String(required=True, validate=validate.Regexp(r"^[0-9]{2}$"))
-    ward = fields.String(load_default=None, validate=validate.Regexp(r"^[0-9]{5}$"))
+    province = fields.String(
+        required=True, validate=_matches(r"^[0-9]{2}$", "a 2-digit province code")
+    )
+    ward = fields.String(load_default=None, validate=_matches(r"^[0-9]{5}$", "a 5-digit ward code"))
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))
     expected_interval = fields.String(required=True, validate=_duration)
     department = fields.String(load_default=None, validate=validate.Length(min=1, max=200))
