@@ -57,6 +57,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     backfill.add_argument("end", metavar="TO", type=_moment, nargs="?", help="default: now")
 
+    commands.add_parser(
+        "ingest", help="the MQTT collector: store every reading durably, then acknowledge it"
+    )
+
     stack = commands.add_parser("stack", help="the local Mosquitto and InfluxDB")
     actions = stack.add_subparsers(dest="action", required=True, metavar="ACTION")
     up = actions.add_parser("up", help="start Mosquitto and InfluxDB, wait until both answer")
@@ -190,14 +194,7 @@ def _engine(settings: Settings, args: argparse.Namespace) -> int:
         if args.once:
             _print_cycle(engine.run_cycle())
             return EXIT_OK
-        stop = threading.Event()
-
-        def on_signal(signum: int, _frame: FrameType | None) -> None:
-            log.info("received %s: stopping after this cycle", signal.Signals(signum).name)
-            stop.set()
-
-        signal.signal(signal.SIGINT, on_signal)
-        signal.signal(signal.SIGTERM, on_signal)
+        stop = _stop_on_signals("the engine after this cycle")
         log.info(
             "engine: %d indicators, %d sources; a cycle every %.0f s over the last %s",
             len(catalog.indicators),
@@ -209,10 +206,39 @@ def _engine(settings: Settings, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _stop_on_signals(what: str) -> threading.Event:
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("received %s: stopping %s", signal.Signals(signum).name, what)
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    return stop
+
+
+def _ingest(settings: Settings, _args: argparse.Namespace) -> int:
+    from ingest.collector import Collector  # noqa: PLC0415 - only this command needs paho loops
+
+    catalog = get_catalog(settings.registry_file)
+    collector = Collector(settings, catalog)
+    stop = _stop_on_signals("the collector")
+    log.info(
+        "collector %s: %d registered sources, topics %s",
+        collector.client_id,
+        len(catalog.registry.sources),
+        ", ".join(collector.topics),
+    )
+    collector.run(stop)
+    return EXIT_OK
+
+
 _HANDLERS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "settings": _settings,
     "db": _db,
     "engine": _engine,
+    "ingest": _ingest,
     "stack": _stack,
 }
 

@@ -63,6 +63,12 @@ class Settings:
     registry_file: Path
     engine_interval: float
     engine_lookback: str
+    ingest_id: str
+    ingest_group: str | None
+    ingest_max_age: str
+    ingest_max_future: str
+    ingest_spool_max_mb: int
+    ingest_dead_letter_topic: str | None
 
     @property
     def influx_port(self) -> int:
@@ -183,6 +189,16 @@ def _file(text: str) -> Path:
         raise ValueError("must be a file path")
     path = Path(text).expanduser()
     return path if path.is_absolute() else (Path.cwd() / path)
+
+
+def _optional_name(text: str) -> str | None:
+    return _name(text) if text else None
+
+
+def _positive_int(text: str) -> int:
+    if not re.fullmatch(r"[1-9][0-9]{0,8}", text):
+        raise ValueError("must be a whole number greater than 0")
+    return int(text)
 
 
 def _lookback(text: str) -> str:
@@ -316,6 +332,48 @@ VARIABLES: tuple[Variable, ...] = (
         "3h",
         _lookback,
         "How far back each engine cycle recomputes periods, for late readings (e.g. 3h, 1d).",
+    ),
+    Variable(
+        "IOC_INGEST_ID",
+        "ingest_id",
+        "ingest-1",
+        _name,
+        "This collector's name: its MQTT client id is ioc-<name>, its spool var/spool/<name>.",
+    ),
+    Variable(
+        "IOC_INGEST_GROUP",
+        "ingest_group",
+        "ioc-ingest",
+        _optional_name,
+        "Shared-subscription group ($share/<group>/...) of the collectors; empty: not shared.",
+    ),
+    Variable(
+        "IOC_INGEST_MAX_AGE",
+        "ingest_max_age",
+        "7d",
+        _lookback,
+        "Readings older than this (device time vs receive time) are rejected as too_old.",
+    ),
+    Variable(
+        "IOC_INGEST_MAX_FUTURE",
+        "ingest_max_future",
+        "5m",
+        _lookback,
+        "Readings further ahead than this are rejected as in_future (device clock skew).",
+    ),
+    Variable(
+        "IOC_INGEST_SPOOL_MAX_MB",
+        "ingest_spool_max_mb",
+        "1024",
+        _positive_int,
+        "Size limit of a collector's spool; when full it stops acknowledging (backpressure).",
+    ),
+    Variable(
+        "IOC_INGEST_DEAD_LETTER_TOPIC",
+        "ingest_dead_letter_topic",
+        "",
+        _optional,
+        "If set, dead letters are also published to <topic>/<reason> (QoS 1).",
     ),
 )
 

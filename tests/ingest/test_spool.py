@@ -389,7 +389,10 @@ def run_and_kill(directory: Path, round_: int, appends: int) -> list[tuple[int, 
         if not all(line.endswith("\n") for line in seen):
             pytest.fail(f"child exited early: {proc.communicate(timeout=60)[1]}")
         proc.send_signal(signal.SIGKILL)
-        rest, _ = proc.communicate(timeout=60)
+        proc.wait(timeout=60)
+        # Read through the same buffered reader as readline(): communicate() would read the
+        # pipe underneath it and miss lines readline() had already buffered.
+        rest = proc.stdout.read()
     finally:
         proc.kill()
         proc.wait()

@@ -1,0 +1,264 @@
+"""``ioc ingest``: the MQTT collector. Subscribes, routes, writes durably, then acknowledges.
+
+* paho-mqtt 2.x, QoS 1, a persistent session under the fixed client id ``ioc-<IOC_INGEST_ID>``
+  (MQTT 5 session expiry 14 days, or 3.1.1 ``clean_session=False``), manual acknowledgements,
+  and a shared subscription (``$share/<IOC_INGEST_GROUP>/...``) so several collectors split
+  the load. It subscribes again on every connect; paho reconnects by itself.
+* Each message is routed (:mod:`ingest.router`) on paho's network thread; its points and dead
+  letters go to the :class:`~ingest.writer.Writer`, which calls back when they are durable, and
+  only then is the message acknowledged. Nothing raises into paho's loop.
+* Every ``metrics_interval`` seconds the collector writes its own figures (measurement
+  ``ingest``, policy ``ops``, tag ``collector``) through the same writer.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Hashable, Sequence
+from typing import Any, cast
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import MQTTErrorCode
+from paho.mqtt.reasoncodes import ReasonCode
+
+from ingest.deadletter import DeadLetter
+from ingest.formats.model import DEFAULT_MAX_BYTES
+from ingest.router import SUBSCRIPTIONS, Router
+from ingest.spool import Spool
+from ingest.validate import Validator
+from ingest.writer import Writer
+from ioc.catalog import Catalog, parse_period
+from ioc.errors import LineProtocolError
+from ioc.mqtt import make_client, session_properties
+from ioc.settings import Settings
+from ioc.store import Point, Store, encode_point
+
+__all__ = ["Collector"]
+
+log = logging.getLogger(__name__)
+
+RECEIVE_MAXIMUM = 1000
+"""MQTT 5 Receive Maximum announced to the broker; the writer's ``max_pending`` bounds memory."""
+
+
+class Collector:
+    """One collector process: broker session, router, durable writer, self-metrics."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        catalog: Catalog,
+        *,
+        metrics_interval: float = 10.0,
+        batch_seconds: float = 0.05,
+        max_pending: int = 20000,
+    ) -> None:
+        self.settings = settings
+        self.catalog = catalog
+        self.client_id = f"ioc-{settings.ingest_id}"
+        self.metrics_interval = metrics_interval
+        self.batch_seconds = batch_seconds
+        self.max_pending = max_pending
+        validator = Validator(
+            catalog,
+            max_age_s=parse_period(settings.ingest_max_age),
+            max_future_s=parse_period(settings.ingest_max_future),
+        )
+        self.router = Router(catalog, validator, max_bytes=DEFAULT_MAX_BYTES)
+        self.counters: Counter[str] = Counter()
+        self.connected = threading.Event()
+        self._client: mqtt.Client | None = None
+        self._writer: Writer | None = None
+        self._stop = threading.Event()
+
+    @property
+    def topics(self) -> list[str]:
+        """The topic filters, behind the shared-subscription prefix when grouped."""
+        group = self.settings.ingest_group
+        return [f"$share/{group}/{t}" if group else t for t in SUBSCRIPTIONS]
+
+    def run(self, stop: threading.Event) -> None:
+        """Run until ``stop`` is set; then drain what can be written and disconnect."""
+        self._stop = stop
+        spool_dir = self.settings.var_dir / "spool" / self.settings.ingest_id
+        max_bytes = self.settings.ingest_spool_max_mb * 1024 * 1024
+        with Store(self.settings) as store, Spool.open(spool_dir, max_bytes=max_bytes) as spool:
+            writer = Writer(
+                store,
+                spool,
+                self._ack,
+                batch_seconds=self.batch_seconds,
+                max_pending=self.max_pending,
+            )
+            self._writer = writer
+            writer_stop = threading.Event()
+            thread = threading.Thread(
+                target=writer.run, args=(writer_stop,), name="ingest-writer", daemon=True
+            )
+            thread.start()
+            client = self._connect()
+            try:
+                while not stop.wait(self.metrics_interval):
+                    self._self_metrics(writer, spool)
+            finally:
+                client.disconnect()
+                client.loop_stop()
+                writer_stop.set()
+                thread.join(timeout=30)
+        log.info("collector %s stopped", self.client_id)
+
+    # --- MQTT ---------------------------------------------------------------------------------
+
+    def _connect(self) -> mqtt.Client:
+        client = make_client(self.settings, self.client_id, persistent=True, manual_ack=True)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        self._client = client
+        properties = session_properties(self.settings, receive_maximum=RECEIVE_MAXIMUM)
+        options: dict[str, Any] = {"keepalive": 30}
+        if properties is not None:
+            options.update(clean_start=False, properties=properties)
+        client.connect_async(self.settings.mqtt_host, self.settings.mqtt_port, **options)
+        client.loop_start()
+        return client
+
+    def _on_connect(
+        self,
+        client: mqtt.Client,
+        _userdata: object,
+        flags: mqtt.ConnectFlags,
+        reason: ReasonCode,
+        _properties: object,
+    ) -> None:
+        if reason.is_failure:
+            log.error("broker refused the connection: %s", reason)
+            return
+        # Subscribe on every connect: a broker that lost the session (or a 3.1.1 clean one)
+        # must not leave the collector connected and deaf.
+        result, _ = client.subscribe([(topic, 1) for topic in self.topics])
+        if result is not MQTTErrorCode.MQTT_ERR_SUCCESS:
+            log.error("subscribe failed: %s", result)
+        self.counters["connects"] += 1
+        self.connected.set()
+        log.info(
+            "connected to %s:%d as %s (session present: %s), subscribed to %s",
+            self.settings.mqtt_host,
+            self.settings.mqtt_port,
+            self.client_id,
+            flags.session_present,
+            ", ".join(self.topics),
+        )
+
+    def _on_disconnect(
+        self,
+        _client: mqtt.Client,
+        _userdata: object,
+        _flags: object,
+        reason: ReasonCode,
+        _properties: object,
+    ) -> None:
+        self.connected.clear()
+        if not self._stop.is_set():
+            log.warning("disconnected from the broker (%s); reconnecting", reason)
+
+    def _on_message(self, client: mqtt.Client, _userdata: object, msg: mqtt.MQTTMessage) -> None:
+        token: Hashable | None = (msg.mid, msg.qos) if msg.qos > 0 else None
+        received_ns = time.time_ns()
+        payload = bytes(msg.payload)
+        try:
+            raw, ops = self.handle(msg.topic, payload, received_ns)
+        except Exception:  # a bug must not kill paho's loop (STYLE.md); keep the message
+            log.exception("routing %s failed", msg.topic)
+            letter = DeadLetter.of(
+                msg.topic, payload, received_ns, "internal_error", "see the collector's log"
+            )
+            raw, ops = [], [encode_point(letter.to_point())]
+            self.counters["dead_letters.internal_error"] += 1
+        writer = self._writer
+        if writer is not None:
+            writer.submit(raw, ops, token, stop=self._stop)
+
+    def handle(self, topic: str, payload: bytes, received_ns: int) -> tuple[list[str], list[str]]:
+        """Route one message: the raw lines and the ops lines (dead letters) it produces."""
+        self.counters["received"] += 1
+        routed = self.router.route(topic, payload, received_ns)
+        self.counters["readings"] += routed.readings
+        for kind in routed.ignored:
+            self.counters[f"ignored.{kind}"] += 1
+        raw: list[str] = []
+        letters = list(routed.dead_letters)
+        for point in routed.points:
+            try:
+                raw.append(encode_point(point))
+            except LineProtocolError as error:
+                letters.append(
+                    DeadLetter.of(topic, payload, received_ns, "unencodable", str(error))
+                )
+        ops = [encode_point(letter.to_point()) for letter in letters]
+        for letter in letters:
+            self.counters[f"dead_letters.{letter.reason}"] += 1
+        self.counters["points"] += len(raw)
+        if letters and self.settings.ingest_dead_letter_topic and self._client is not None:
+            for letter in letters:
+                self._client.publish(
+                    f"{self.settings.ingest_dead_letter_topic}/{letter.reason}",
+                    letter.to_json(),
+                    qos=1,
+                )
+        return raw, ops
+
+    def _ack(self, tokens: Sequence[Hashable]) -> None:
+        client = self._client
+        if client is None:
+            return
+        for token in tokens:
+            mid, qos = cast("tuple[int, int]", token)
+            client.ack(mid, qos)
+        self.counters["acked"] += len(tokens)
+
+    # --- self-metrics ---------------------------------------------------------------------------
+
+    def figures(self, writer: Writer, spool: Spool) -> dict[str, float | int | bool]:
+        """The collector's figures now: counters, writer state, spool state."""
+        stats = writer.stats
+        fields: dict[str, float | int | bool] = {
+            "received": self.counters["received"],
+            "readings": self.counters["readings"],
+            "points": self.counters["points"],
+            "acked": self.counters["acked"],
+            "connects": self.counters["connects"],
+            "points_written": stats.points_written,
+            "spooled_batches": stats.spooled_batches,
+            "replayed_batches": stats.replayed_batches,
+            "influx_rejected": stats.influx_rejected,
+            "write_errors": stats.write_errors,
+            "write_ms": stats.last_write_ms,
+            "batch_ms": stats.last_batch_ms,
+            "pending": writer.pending,
+            "lag_ms": writer.oldest_pending_age_s() * 1000,
+            "spool_bytes": spool.size_bytes,
+            "spool_batches": spool.pending_count,
+            "held": stats.held,
+            "connected": self.connected.is_set(),
+            "healthy": self.connected.is_set() and not stats.held,
+        }
+        dead = {
+            k: v for k, v in self.counters.items() if k.startswith(("dead_letters.", "ignored."))
+        }
+        fields["dead_letters"] = sum(v for k, v in dead.items() if k.startswith("dead_letters."))
+        fields.update(dead)
+        return fields
+
+    def _self_metrics(self, writer: Writer, spool: Spool) -> None:
+        point = Point(
+            "ingest",
+            self.figures(writer, spool),
+            time.time_ns(),
+            {"collector": self.settings.ingest_id},
+        )
+        writer.submit([], [encode_point(point)], None, stop=self._stop)
