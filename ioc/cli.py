@@ -61,6 +61,12 @@ def _parser() -> argparse.ArgumentParser:
         "ingest", help="the MQTT collector: store every reading durably, then acknowledge it"
     )
 
+    probe = commands.add_parser(
+        "probe", help="check the registry's shared systems (HTTP/S) and publish the results"
+    )
+    probe.add_argument("--once", action="store_true", help="one round, then exit")
+    probe.add_argument("--interval", type=float, default=60.0, help="seconds between rounds")
+
     stack = commands.add_parser("stack", help="the local Mosquitto and InfluxDB")
     actions = stack.add_subparsers(dest="action", required=True, metavar="ACTION")
     up = actions.add_parser("up", help="start Mosquitto and InfluxDB, wait until both answer")
@@ -234,11 +240,22 @@ def _ingest(settings: Settings, _args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _probe(settings: Settings, args: argparse.Namespace) -> int:
+    from ingest.probing import run_probes  # noqa: PLC0415 - only this command needs it
+
+    catalog = get_catalog(settings.registry_file)
+    stop = _stop_on_signals("the probes")
+    published = run_probes(settings, catalog, stop, interval=args.interval, once=args.once)
+    print(f"{published} probe results published")
+    return EXIT_OK
+
+
 _HANDLERS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "settings": _settings,
     "db": _db,
     "engine": _engine,
     "ingest": _ingest,
+    "probe": _probe,
     "stack": _stack,
 }
 
