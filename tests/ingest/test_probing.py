@@ -23,7 +23,7 @@ pytestmark = pytest.mark.services
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+    def do_GET(self) -> None:
         self.send_response(200 if self.path == "/ok" else 503)
         self.end_headers()
 
