@@ -268,3 +268,33 @@ def test_influxdb_down_for_a_minute_loses_nothing(tmp_path: Path) -> None:
             publisher.close()
     finally:
         stack.down()
+
+
+def test_a_full_spool_stops_acknowledgements_until_influxdb_is_back(tmp_path: Path) -> None:
+    base = load_settings(stack_environment(tmp_path / "stack"))
+    settings = dataclasses.replace(_settings(base, tmp_path), ingest_spool_max_mb=1)
+    stack = LocalStack(settings)
+    stack.up(die_with_parent=True)
+    try:
+        base_ms = time.time_ns() // 10**6 - 120_000
+        expected = [base_ms + i for i in range(12_000)]  # ~1.8 MB of lines: more than the spool
+        with running(settings) as collector, Store(settings) as store:
+            stack.down(services=("influxdb",))
+            publisher = Publisher(settings)
+            for t in expected[:-1]:
+                publisher.client.publish(TOPIC, reading(t), qos=1)
+            publisher.publish(TOPIC, reading(expected[-1]))
+            writer = collector._writer
+            assert writer is not None
+            wait_for(lambda: writer.stats.held, what="the spool to fill")
+            time.sleep(1.0)
+            acked = collector.counters["acked"]
+            assert 0 < acked < len(expected)  # what is in the spool, and not one more
+            assert collector.figures(writer, writer.spool)["healthy"] is False
+            stack.up(die_with_parent=True)
+            wait_for(lambda: len(stored_times(store)) == len(expected), timeout=180, what="all")
+            assert stored_times(store) == expected
+            wait_for(lambda: collector.counters["acked"] == len(expected), what="every ack")
+            publisher.close()
+    finally:
+        stack.down()
