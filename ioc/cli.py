@@ -119,16 +119,8 @@ def _status_json(statuses: Sequence[ServiceStatus]) -> str:
     )
 
 
-def _wait_for_signal(stack: LocalStack) -> int:
-    """Block until SIGINT/SIGTERM or until a service dies; return the exit code."""
-    stop = threading.Event()
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        log.info("received %s: stopping", signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+def _wait_for_stop(stack: LocalStack, stop: threading.Event) -> int:
+    """Block until ``stop`` is set (SIGINT/SIGTERM) or a service dies; return the exit code."""
     while not stop.wait(1.0):
         stopped = [s.name for s in stack.status() if s.state == "stopped"]
         if stopped:
@@ -144,12 +136,14 @@ def _stack(settings: Settings, args: argparse.Namespace) -> int:
             statuses = stack.up(timeout=args.timeout)
             _print_status(statuses)
             return EXIT_OK if all(s.healthy for s in statuses) else EXIT_UNHEALTHY
+        # Handlers first: a Ctrl-C while the servers start must stop them too, not crash.
+        stop = _stop_on_signals("the stack")
         with stack.running(timeout=args.timeout) as statuses:
             _print_status(statuses)
             print(f"MQTT broker: mqtt://{settings.mqtt_host}:{settings.mqtt_port}")
             print(f"InfluxDB:    {settings.influx_url} (database {settings.influx_db!r})")
             print("Press Ctrl-C to stop.", flush=True)
-            code = _wait_for_signal(stack)
+            code = _wait_for_stop(stack, stop)
         print("stopped: " + (", ".join(stack.started_now) or "nothing (it was already running)"))
         return code
     if args.action == "down":
