@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from fractions import Fraction
+from functools import lru_cache
 
 from ioc.errors import FormulaInputError
 
@@ -19,8 +20,14 @@ def exact_concentration(name: str, value: float) -> Fraction:
         raise FormulaInputError(f"{name} must be finite, got {value!r}")
     if value < 0:
         raise FormulaInputError(f"{name} must be >= 0 µg/m³, got {value!r}")
+    return _exact(float(value))
+
+
+@lru_cache(maxsize=65536)
+def _exact(value: float) -> Fraction:
     # repr() is the shortest decimal that round-trips (118.7, not 118.70000000000000284...).
-    return Fraction(repr(float(value)))
+    # Cached: the engine converts each hourly mean for up to 12 NowCast windows.
+    return Fraction(repr(value))
 
 
 def round_half_up(value: Fraction) -> int:

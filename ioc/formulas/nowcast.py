@@ -47,6 +47,9 @@ def weighted_nowcast(hourly: Sequence[float | None]) -> ExactNowCast | None:
     # All-zero window: Cmin/Cmax is 0/0; any weight gives NowCast 0, so report w* = w = 1.
     ratio = Fraction(1) if c_max == 0 else c_min / c_max
     weight = max(ratio, Fraction(1, 2))
-    numerator = sum((weight**i * c for i, c in present), Fraction(0))
-    denominator = sum((weight**i for i, _ in present), Fraction(0))
+    powers = [Fraction(1)]  # w^0..w^11, each from the previous one (cheaper than w**i)
+    for _ in range(1, len(values)):
+        powers.append(powers[-1] * weight)
+    numerator = sum((powers[i] * c for i, c in present), Fraction(0))
+    denominator = sum((powers[i] for i, _ in present), Fraction(0))
     return ExactNowCast(numerator / denominator, ratio, weight, len(present))
