@@ -1,0 +1,960 @@
+"""End-to-end ingest throughput and latency, as ratios to a bare paho client from the same run.
+
+Run: ``.venv/bin/python -m bench.ingest [--devices 3000] [--messages 100000] [--rate 0]``
+
+Quick run: ``.venv/bin/python -m bench.ingest --quick``
+
+It starts its own Mosquitto and InfluxDB (the local stack code) in a temporary folder on free
+loopback ports and registers one air-quality station in each of the first ``--devices`` wards
+(``{ward}-air``, expected every minute). Every message is an IOC JSON batch of ``--docs``
+documents (default 2, 30 s apart) of the 8 air metrics (pm25, pm10, o3, no2, so2, co,
+temperature, humidity): 16 readings, stored as 2 InfluxDB points, each with its own device
+timestamp so that every reading is a distinct point. A separate publisher process (its own GIL)
+publishes at QoS 1 over MQTT 5 on ``ioc/v1/{province}/{source}/air``, the stations in turn.
+In one run it measures:
+
+* raw ceiling: a bare paho client (callback API v2, MQTT 5, QoS 1, plain subscription to
+  ``ioc/v1/#``) in this process only counts the messages the publisher blasts; rate = messages /
+  (last received - first received);
+* one collector: ``ioc ingest`` as a separate process (shared subscription with one member)
+  while the publisher blasts the same messages; rate = messages / (moment every point is
+  queryable in InfluxDB - publish start), polled with ``SELECT count(pm25)``;
+* latency at a fixed offered rate (``--rate``, default 25 % of the one-collector rate) for
+  ``--latency-seconds``: the last document's ``time_ms`` of each message is its publish time
+  (wall clock, ms); the stations of a sample (``--sample``) are polled every ``--poll-ms``
+  and a message is queryable at the first answer that contains it (an upper bound, within
+  one poll interval), giving p50/p99/max publish-to-queryable latency;
+* two collectors: two ``ioc ingest`` processes in one shared-subscription group, as for one.
+
+Each collector phase has its own database (dropped afterwards) and its own collector ids and
+group; their broker sessions are removed after each phase. Before a measurement, a few
+warm-up messages (timestamps a day back, not counted) must be queryable. Dead letters are
+counted, and a phase whose points are not all queryable within the timeout says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import platform
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field, replace
+from importlib.metadata import version
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import orjson
+import paho.mqtt.client as mqtt
+
+from ioc.mqtt import make_client
+from ioc.places import get_places
+from ioc.settings import PROJECT_ROOT, Settings, load_settings
+from ioc.stack import LocalStack, find_binary
+from ioc.store import Store
+from ioc.store.influxql import quote_literal
+
+_MS = 1_000_000  # ns per ms
+_DOC_STEP_MS = 30_000  # documents of one message are 30 s apart (throughput phases)
+_ROUND_MS = 60_000  # a station's consecutive messages are a minute apart (throughput phases)
+_WARMUP_MESSAGES = 20
+_INFLIGHT = 1000  # the publisher's QoS 1 window (paho queues the rest until PUBACKs arrive)
+
+
+# --- stations, registry, payloads -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Station:
+    """A registered air-quality station: source id, province, ward, a number for variety."""
+
+    id: str
+    province: str
+    ward: str
+    n: int
+
+    @property
+    def topic(self) -> str:
+        return f"ioc/v1/{self.province}/{self.id}/air"
+
+
+def stations(count: int) -> list[Station]:
+    """One station in each of the first ``count`` wards (by code)."""
+    wards = get_places().wards()
+    if not 1 <= count <= len(wards):
+        raise SystemExit(f"--devices must be between 1 and {len(wards)} (one per ward)")
+    return [
+        Station(f"{w.code}-air", w.province_code, w.code, i) for i, w in enumerate(wards[:count])
+    ]
+
+
+def registry_toml(chosen: Sequence[Station]) -> str:
+    return "\n".join(
+        f'[[source]]\nid = "{s.id}"\nkind = "air"\nprovince = "{s.province}"\nward = "{s.ward}"\n'
+        f'name = "bench air {s.n}"\nexpected_interval = "1m"\n'
+        for s in chosen
+    )
+
+
+def _metric_variants(n: int, variants: int = 8) -> list[bytes]:
+    """A few plausible sets of the 8 air metrics for station ``n`` (inside the catalog ranges)."""
+    out = []
+    for k in range(variants):
+        pm25 = 5.0 + (n * 37 + k * 11) % 150 + k / 10
+        fields = {
+            "pm25": round(pm25, 1),
+            "pm10": round(pm25 * 1.6 + 4.0 + k, 1),
+            "o3": round(30.0 + (n * 13 + k * 7) % 120 + 0.5, 1),
+            "no2": round(10.0 + (n * 11 + k * 5) % 80 + 0.3, 1),
+            "so2": round(5.0 + (n * 7 + k * 3) % 50 + 0.2, 1),
+            "co": round(400.0 + (n * 53 + k * 97) % 4000 + 0.5, 1),
+            "temperature": round(18.0 + (n * 3 + k) % 20 + k / 10, 1),
+            "humidity": round(45.0 + (n * 5 + k * 3) % 50 + 0.5, 1),
+        }
+        out.append(orjson.dumps(fields))
+    return out
+
+
+class Payloads:
+    """Builds IOC JSON batches from per-station templates (one bytes format per message)."""
+
+    def __init__(self, chosen: Sequence[Station], docs: int) -> None:
+        self.docs = docs
+        self.topics = [s.topic for s in chosen]
+        self.ids = [s.id.encode() for s in chosen]
+        self.variants = [_metric_variants(s.n) for s in chosen]
+
+    def message(self, index: int, times_ms: Sequence[int], variant: int) -> bytes:
+        source = self.ids[index]
+        metrics = self.variants[index]
+        body = b",".join(
+            b'{"v":1,"source":"%b","time_ms":%d,"metrics":%b}'
+            % (source, t, metrics[(variant + j) % len(metrics)])
+            for j, t in enumerate(times_ms)
+        )
+        return b"[" + body + b"]"
+
+
+@dataclass(frozen=True, slots=True)
+class BurstPlan:
+    """``messages`` messages, station ``m % stations`` in turn, in rounds a minute apart."""
+
+    messages: int
+    stations: int
+    docs: int
+    base_ms: int
+
+    def times(self, m: int) -> list[int]:
+        start = self.base_ms + (m // self.stations) * _ROUND_MS
+        return [start + j * _DOC_STEP_MS for j in range(self.docs)]
+
+    @property
+    def rounds(self) -> int:
+        return -(-self.messages // self.stations)
+
+    def tail_start_ms(self) -> tuple[int, int]:
+        """A time from which about the last 10 % of documents are, and how many documents."""
+        tail_round = max(0, self.rounds - max(1, self.rounds // 10))
+        start = self.base_ms + tail_round * _ROUND_MS
+        count = sum(
+            1
+            for m in range(tail_round * self.stations, self.messages)
+            for t in self.times(m)
+            if t >= start
+        )
+        return start, count
+
+
+def burst_plan(messages: int, stations_count: int, docs: int) -> BurstPlan:
+    """Timestamps ending a minute before now (inside the collector's 7 d / 5 min window)."""
+    rounds = -(-messages // stations_count)
+    now_ms = time.time_ns() // _MS
+    return BurstPlan(messages, stations_count, docs, now_ms - (rounds + 1) * _ROUND_MS)
+
+
+# --- the publisher process ------------------------------------------------------------------------
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n % 128, n // 128
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def publish_packet(topic: str, payload: bytes, mid: int) -> bytes:
+    """An MQTT 3.1.1 PUBLISH packet, QoS 1, packet id ``mid``."""
+    name = topic.encode()
+    body = len(name).to_bytes(2, "big") + name + mid.to_bytes(2, "big") + payload
+    return b"\x32" + _varint(len(body)) + body
+
+
+class RawPublisher:
+    """A minimal MQTT 3.1.1 QoS 1 publisher on a socket: pre-encoded packets, PUBACKs counted.
+
+    paho's publish path costs about 140 us per message here (its MQTT 5 PUBACK decoding alone
+    a third of it), which caps one paho publisher near 7k msg/s: below what is measured.
+    """
+
+    WINDOW = 20_000  # unacknowledged messages at most (packet ids must stay distinct)
+
+    def __init__(self, host: str, port: int, client_id: str) -> None:
+        self.sock = socket.create_connection((host, port))
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        cid = client_id.encode()
+        body = b"\x00\x04MQTT\x04\x02" + (600).to_bytes(2, "big")  # clean session, keepalive
+        body += len(cid).to_bytes(2, "big") + cid
+        self.sock.sendall(b"\x10" + _varint(len(body)) + body)
+        connack = b""
+        while len(connack) < 4:
+            chunk = self.sock.recv(4 - len(connack))
+            if not chunk:
+                raise SystemExit("publisher: the broker closed the connection")
+            connack += chunk
+        if connack[0] != 0x20 or connack[3] != 0:
+            raise SystemExit(f"publisher: CONNACK {connack!r}")
+        self.sent = 0
+        self._received = 0  # bytes of PUBACKs (4 each in MQTT 3.1.1)
+        self._cond = threading.Condition()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    @property
+    def acked(self) -> int:
+        return self._received // 4
+
+    def _read(self) -> None:
+        while True:
+            try:
+                data = self.sock.recv(1 << 16)
+            except OSError:
+                data = b""
+            with self._cond:
+                if not data:
+                    self._received = -(1 << 62)  # closed: wake up and fail the waiters
+                else:
+                    self._received += len(data)
+                self._cond.notify_all()
+            if not data:
+                return
+
+    def send(self, packets: bytes, count: int) -> None:
+        """Send ``count`` pre-encoded PUBLISH packets, keeping at most WINDOW unacknowledged."""
+        with self._cond:
+            while self.sent + count - self.acked > self.WINDOW:
+                self._cond.wait(1.0)
+                if self._received < 0:
+                    raise SystemExit("publisher: the broker closed the connection")
+        self.sock.sendall(packets)
+        self.sent += count
+
+    def wait_acked(self, timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self.acked < self.sent and self._received >= 0 and time.monotonic() < deadline:
+                self._cond.wait(0.1)
+
+    def close(self) -> None:
+        try:
+            self.sock.sendall(b"\xe0\x00")  # DISCONNECT
+        finally:
+            self.sock.close()
+
+
+def publisher_main(
+    conn: Connection, host: str, port: int, chosen: list[Station], job: dict[str, Any]
+) -> None:
+    """Child process: build the messages, wait for "go", publish, report timings."""
+    payloads = Payloads(chosen, job["docs"])
+    publisher = RawPublisher(host, port, f"bench-pub-{os.getpid()}")
+    try:
+        if job["mode"] == "burst":
+            result = _burst(conn, publisher, payloads, job["plan"])
+        else:
+            result = _paced(conn, publisher, payloads, job)
+        conn.send(result)
+    finally:
+        publisher.close()
+
+
+def _burst(
+    conn: Connection, publisher: RawPublisher, payloads: Payloads, plan: BurstPlan
+) -> dict[str, Any]:
+    n, chunk = plan.stations, 64
+    chunks: list[tuple[bytes, int]] = []
+    size = 0
+    for first in range(0, plan.messages, chunk):
+        packets = [
+            publish_packet(
+                payloads.topics[m % n],
+                payloads.message(m % n, plan.times(m), m // n),
+                m % 65535 + 1,
+            )
+            for m in range(first, min(plan.messages, first + chunk))
+        ]
+        size += sum(len(p) for p in packets)
+        chunks.append((b"".join(packets), len(packets)))
+    conn.send("ready")
+    conn.recv()
+    cpu = time.process_time()
+    began = time.monotonic()
+    for data, count in chunks:
+        publisher.send(data, count)
+    published = time.monotonic()
+    publisher.wait_acked()
+    return {
+        "began": began,
+        "published": published,
+        "acked": time.monotonic(),
+        "count": publisher.acked,
+        "bytes": size,
+        "cpu": time.process_time() - cpu,
+    }
+
+
+def _paced(
+    conn: Connection, publisher: RawPublisher, payloads: Payloads, job: dict[str, Any]
+) -> dict[str, Any]:
+    """Publish ``rate`` messages/s for ``seconds``; the last document's time is the publish time."""
+    rate, seconds, docs = job["rate"], job["seconds"], job["docs"]
+    sampled = set(job["sampled"])
+    n = len(payloads.topics)
+    total = int(rate * seconds)
+    last_ms = [0] * n
+    samples: list[tuple[str, int]] = []
+    conn.send("ready")
+    conn.recv()
+    cpu = time.process_time()
+    began = time.monotonic()
+    sent = 0
+    while sent < total:
+        due = min(total, int((time.monotonic() - began) * rate) + 1)
+        while sent < due:
+            station = sent % n
+            t = max(time.time_ns() // _MS, last_ms[station] + docs)  # distinct per station
+            last_ms[station] = t
+            times = [t - (docs - 1 - j) for j in range(docs)]
+            message = payloads.message(station, times, sent)
+            publisher.send(publish_packet(payloads.topics[station], message, sent % 65535 + 1), 1)
+            if station in sampled:
+                samples.append((payloads.ids[station].decode(), t))
+            sent += 1
+        time.sleep(0.0005)
+    published = time.monotonic()
+    publisher.wait_acked()
+    return {
+        "began": began,
+        "published": published,
+        "acked": time.monotonic(),
+        "count": publisher.acked,
+        "samples": samples,
+        "cpu": time.process_time() - cpu,
+    }
+
+
+class Publisher:
+    """The publisher process: ``start`` builds the messages, ``go`` publishes, ``result`` waits."""
+
+    def __init__(self, settings: Settings, chosen: list[Station], job: dict[str, Any]) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self._conn, child = ctx.Pipe()
+        self._process = ctx.Process(
+            target=publisher_main,
+            args=(child, settings.mqtt_host, settings.mqtt_port, chosen, job),
+            daemon=True,
+        )
+        self._process.start()
+        child.close()
+        if not self._conn.poll(300) or self._conn.recv() != "ready":
+            raise SystemExit("the publisher process did not get ready")
+
+    def go(self) -> None:
+        self._conn.send("go")
+
+    def finished(self) -> bool:
+        """Whether the result is there (or the process died)."""
+        return self._conn.poll(0) or not self._process.is_alive()
+
+    def result(self, timeout: float = 600.0) -> dict[str, Any]:
+        if not self._conn.poll(timeout):
+            self._process.kill()
+            raise SystemExit("the publisher process did not finish")
+        result: dict[str, Any] = self._conn.recv()
+        self._process.join(10)
+        return result
+
+
+# --- phase results --------------------------------------------------------------------------------
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (NaN if it is gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return float("nan")
+    return (int(stat[11]) + int(stat[12])) / _TICK
+
+
+class CpuMeter:
+    """CPU seconds each named process uses between construction and ``stop``."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = pids
+        self.start = {name: cpu_seconds(pid) for name, pid in pids.items()}
+
+    def stop(self) -> dict[str, float]:
+        return {name: cpu_seconds(pid) - self.start[name] for name, pid in self.pids.items()}
+
+
+@dataclass
+class Row:
+    """One throughput phase: counts, seconds, rates."""
+
+    label: str
+    messages: int
+    readings: int
+    points: int
+    seconds: float
+    publish_rate: float
+    cpu: dict[str, float] = field(default_factory=dict)
+    complete: bool = True
+    note: str = ""
+
+    @property
+    def rate(self) -> float:
+        return self.messages / self.seconds if self.seconds > 0 else 0.0
+
+
+# --- raw ceiling ----------------------------------------------------------------------------------
+
+
+def raw_ceiling(
+    settings: Settings, services: dict[str, int], chosen: list[Station], plan: BurstPlan
+) -> Row:
+    """A bare paho client (MQTT 5, QoS 1, auto-ack) only counts what the publisher blasts."""
+    state = {"count": 0, "first": 0.0, "last": 0.0}
+    done = threading.Event()
+    subscribed = threading.Event()
+
+    def on_message(_c: mqtt.Client, _u: object, _m: mqtt.MQTTMessage) -> None:
+        now = time.monotonic()
+        if not state["count"]:
+            state["first"] = now
+        state["count"] += 1
+        state["last"] = now
+        if state["count"] >= plan.messages:
+            done.set()
+
+    def on_subscribe(*_args: object) -> None:
+        subscribed.set()
+
+    client = make_client(settings, "bench-raw-counter")
+    client.on_message = on_message
+    client.on_subscribe = on_subscribe
+    client.connect(settings.mqtt_host, settings.mqtt_port)
+    client.loop_start()
+    try:
+        client.subscribe("ioc/v1/#", qos=1)
+        assert subscribed.wait(10), "no SUBACK"
+        publisher = Publisher(settings, chosen, {"mode": "burst", "docs": plan.docs, "plan": plan})
+        meter = CpuMeter({**services, "bench": os.getpid()})
+        publisher.go()
+        done.wait(max(60.0, plan.messages / 1000))
+        cpu = meter.stop()
+        pub = publisher.result()
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    count = int(state["count"])
+    seconds = state["last"] - state["first"]
+    return Row(
+        "raw ceiling: bare paho counter",
+        count,
+        0,
+        0,
+        seconds,
+        pub["count"] / (pub["published"] - pub["began"]),
+        cpu={**cpu, "publisher": pub["cpu"]},
+        complete=count == plan.messages,
+        note="" if count == plan.messages else f"only {count} of {plan.messages} received",
+    )
+
+
+# --- collectors as processes ----------------------------------------------------------------------
+
+
+def _environment(settings: Settings, db: str, ingest_id: str, group: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IOC_")}
+    env.update(
+        {
+            "IOC_VAR_DIR": str(settings.var_dir),
+            "IOC_MQTT_HOST": settings.mqtt_host,
+            "IOC_MQTT_PORT": str(settings.mqtt_port),
+            "IOC_INFLUX_URL": settings.influx_url,
+            "IOC_INFLUX_RPC_PORT": str(settings.influx_rpc_port),
+            "IOC_INFLUX_DB": db,
+            "IOC_REGISTRY_FILE": str(settings.registry_file),
+            "IOC_INGEST_ID": ingest_id,
+            "IOC_INGEST_GROUP": group,
+            "IOC_LOG_LEVEL": "INFO",  # the "subscribed to" line says when it is ready
+        }
+    )
+    return env
+
+
+def _forget_session(settings: Settings, client_id: str) -> None:
+    """Connect once with a clean start and no expiry: the broker drops the persistent session."""
+    client = make_client(settings, client_id)
+    client.connect(settings.mqtt_host, settings.mqtt_port)
+    client.loop_start()
+    time.sleep(0.2)
+    client.disconnect()
+    client.loop_stop()
+
+
+@contextmanager
+def collectors(
+    settings: Settings, db: str, names: Sequence[str], group: str
+) -> Iterator[list[int]]:
+    """``ioc ingest`` processes on database ``db``, connected and subscribed; yields their pids."""
+    logs = settings.var_dir / "log"
+    logs.mkdir(parents=True, exist_ok=True)
+    processes: list[tuple[subprocess.Popen[bytes], Path]] = []
+    with ExitStack() as stack:
+        for name in names:
+            log_path = logs / f"{name}.log"
+            out = stack.enter_context(log_path.open("wb"))
+            process = subprocess.Popen(
+                [sys.executable, "-m", "ioc.cli", "ingest"],
+                env=_environment(settings, db, name, group),
+                cwd=PROJECT_ROOT,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+            processes.append((process, log_path))
+        try:
+            deadline = time.monotonic() + 120
+            for process, log_path in processes:
+                while b"subscribed to" not in log_path.read_bytes():
+                    if process.poll() is not None or time.monotonic() > deadline:
+                        raise SystemExit(f"collector did not start:\n{log_path.read_text()}")
+                    time.sleep(0.05)
+            time.sleep(0.5)  # SUBACK
+            yield [p.pid for p, _ in processes]
+        finally:
+            for process, _ in processes:
+                if process.poll() is None:
+                    process.send_signal(signal.SIGTERM)
+            for process, log_path in processes:
+                try:
+                    process.wait(60)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+                tail = log_path.read_text(errors="replace").splitlines()
+                bad = [line for line in tail if " ERROR " in line or "Traceback" in line]
+                if bad:
+                    print(f"  ! {log_path.name}: " + "\n    ".join(bad[:5]))
+            for name in names:
+                _forget_session(settings, f"ioc-{name}")
+
+
+def _count(store: Store, since_ms: int, until_ms: int | None = None) -> int:
+    until = f" AND time < {until_ms * _MS}" if until_ms is not None else ""
+    series = store.query(
+        f'SELECT count("pm25") FROM "raw"."air" WHERE time >= {since_ms * _MS}{until}', epoch=None
+    )
+    return int(series[0].values[0][1]) if series and series[0].values else 0
+
+
+def _dead_letters(store: Store) -> int:
+    series = store.query('SELECT count("excerpt") FROM "ops"."dead_letter"', epoch=None)
+    return int(series[0].values[0][1]) if series and series[0].values else 0
+
+
+def _warm_up(settings: Settings, store: Store, chosen: Sequence[Station], docs: int) -> None:
+    """Messages a day back (not counted later) must be queryable: the collectors really listen."""
+    payloads = Payloads(chosen[:_WARMUP_MESSAGES], docs)
+    day_ago = time.time_ns() // _MS - 86_400_000
+    client = make_client(settings, "bench-warm-up")
+    client.connect(settings.mqtt_host, settings.mqtt_port)
+    client.loop_start()
+    try:
+        infos = []
+        for i in range(min(_WARMUP_MESSAGES, len(chosen))):
+            times = [day_ago + i * 1000 + j for j in range(docs)]
+            infos.append(client.publish(payloads.topics[i], payloads.message(i, times, i), qos=1))
+        for info in infos:
+            info.wait_for_publish(10)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    expected = min(_WARMUP_MESSAGES, len(chosen)) * docs
+    deadline = time.monotonic() + 30
+    while _count(store, day_ago - 1000, day_ago + 86_400_000 // 2) < expected:
+        if time.monotonic() > deadline:
+            raise SystemExit("the warm-up messages did not become queryable")
+        time.sleep(0.1)
+
+
+def _database(settings: Settings, db: str) -> Store:
+    store = Store(replace(settings, influx_db=db))
+    store.ensure_schema()
+    return store
+
+
+def collector_throughput(
+    settings: Settings,
+    services: dict[str, int],
+    chosen: list[Station],
+    plan: BurstPlan,
+    *,
+    label: str,
+    names: Sequence[str],
+) -> Row:
+    """Blast the plan's messages at the collectors; time until every point is queryable."""
+    db = f"bench_{names[0].replace('-', '_')}"
+    expected = plan.messages * plan.docs
+    tail_ms, tail_expected = plan.tail_start_ms()
+    with _database(settings, db) as store:
+        try:
+            with collectors(settings, db, names, group=f"bench-{names[0]}") as pids:
+                _warm_up(settings, store, chosen, plan.docs)
+                publisher = Publisher(
+                    settings, chosen, {"mode": "burst", "docs": plan.docs, "plan": plan}
+                )
+                meter = CpuMeter(
+                    {**services, **dict(zip(names, pids, strict=True)), "bench": os.getpid()}
+                )
+                publisher.go()
+                deadline = time.monotonic() + max(120.0, plan.messages / 500)
+                seen = 0
+                while time.monotonic() < deadline:
+                    # cheap: the last ~10 % of the documents first, then everything
+                    if _count(store, tail_ms) >= tail_expected:
+                        seen = _count(store, plan.base_ms)
+                        if seen >= expected:
+                            break
+                    time.sleep(0.05)
+                visible = time.monotonic()
+                cpu = meter.stop()
+                pub = publisher.result()
+                dead = _dead_letters(store)
+        finally:
+            store.command(f'DROP DATABASE "{db}"')
+    complete = seen >= expected
+    note = []
+    if not complete:
+        note.append(f"only {seen} of {expected} documents queryable")
+    if dead:
+        note.append(f"{dead} dead letters")
+    return Row(
+        label,
+        plan.messages,
+        expected * 8,
+        expected,
+        visible - pub["began"],
+        pub["count"] / (pub["published"] - pub["began"]),
+        cpu={**cpu, "publisher": pub["cpu"]},
+        complete=complete,
+        note="; ".join(note),
+    )
+
+
+# --- latency at a fixed offered rate --------------------------------------------------------------
+
+
+@dataclass
+class Latency:
+    """Publish-to-queryable latency of the sampled messages."""
+
+    rate: float
+    offered: float
+    messages: int
+    samples: int
+    seen: int
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+    complete: bool
+    dead: int
+
+
+def latency(
+    settings: Settings,
+    chosen: list[Station],
+    *,
+    rate: float,
+    seconds: float,
+    docs: int,
+    sample: int,
+    poll_s: float,
+    window_s: float = 10.0,
+) -> Latency:
+    db = "bench_latency"
+    stride = max(1, len(chosen) // max(1, sample))
+    sampled = list(range(0, len(chosen), stride))[:sample]
+    ids = [chosen[i].id for i in sampled]
+    which = " OR ".join(f'"source" = {quote_literal(s)}' for s in ids)
+    first_seen: dict[tuple[str, int], float] = {}
+    with _database(settings, db) as store:
+        try:
+            with collectors(settings, db, ["lat-1"], group="bench-lat"):
+                _warm_up(settings, store, chosen, docs)
+                job = {
+                    "mode": "paced",
+                    "docs": docs,
+                    "rate": rate,
+                    "seconds": seconds,
+                    "sampled": sampled,
+                }
+                publisher = Publisher(settings, chosen, job)
+                start_ms = time.time_ns() // _MS - 1000
+                publisher.go()
+                done_at: float | None = None
+                result: dict[str, Any] | None = None
+                while True:
+                    since = max(start_ms, time.time_ns() // _MS - int(window_s * 1000))
+                    series = store.query(
+                        f'SELECT "pm25" FROM "raw"."air" WHERE ({which}) AND '
+                        f'time >= {since * _MS} GROUP BY "source"',
+                        epoch="ms",
+                    )
+                    answered = time.time()
+                    for s in series:
+                        source = s.tags["source"]
+                        for row in s.values:
+                            first_seen.setdefault((source, row[0]), answered)
+                    if result is None and publisher.finished():
+                        result = publisher.result()
+                        done_at = time.monotonic()
+                    if result is not None and done_at is not None:
+                        wanted = {(s, t) for s, t in result["samples"]}
+                        if wanted <= first_seen.keys() or time.monotonic() > done_at + 30:
+                            break
+                    time.sleep(poll_s)
+                total = _count(store, start_ms)
+                dead = _dead_letters(store)
+        finally:
+            store.command(f'DROP DATABASE "{db}"')
+    assert result is not None
+    lat = [
+        (first_seen[(s, t)] - t / 1000) * 1000 for s, t in result["samples"] if (s, t) in first_seen
+    ]
+    lat.sort()
+    offered = result["count"] / (result["published"] - result["began"])
+    return Latency(
+        rate=rate,
+        offered=offered,
+        messages=result["count"],
+        samples=len(result["samples"]),
+        seen=len(lat),
+        p50_ms=statistics.median(lat) if lat else float("nan"),
+        p99_ms=lat[min(len(lat) - 1, int(len(lat) * 0.99))] if lat else float("nan"),
+        max_ms=lat[-1] if lat else float("nan"),
+        complete=total >= result["count"] * docs,
+        dead=dead,
+    )
+
+
+# --- report ---------------------------------------------------------------------------------------
+
+
+def _versions(settings: Settings) -> str:
+    try:
+        text = subprocess.run(
+            [find_binary("mosquitto"), "-h"], capture_output=True, text=True, timeout=5, check=False
+        ).stdout
+        mosquitto = text.splitlines()[0].replace("mosquitto version ", "") if text else "?"
+    except (OSError, subprocess.SubprocessError):
+        mosquitto = "?"
+    with Store(settings) as store:
+        influx = store.ping()
+    return f"Mosquitto {mosquitto}, InfluxDB {influx}, paho-mqtt {version('paho-mqtt')}"
+
+
+def _print_rows(rows: Sequence[Row], raw: float) -> None:
+    head = (
+        f"{'phase':<38} {'messages':>9} {'readings':>10} {'seconds':>8} {'msg/s':>8} "
+        f"{'readings/s':>11} {'points/s':>9} {'÷ raw':>6} {'pub msg/s':>10}"
+    )
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        readings = f"{r.readings:>10,}" if r.readings else f"{'-':>10}"
+        per_s = f"{r.readings / r.seconds:>11,.0f}" if r.readings else f"{'-':>11}"
+        points = f"{r.points / r.seconds:>9,.0f}" if r.points else f"{'-':>9}"
+        print(
+            f"{r.label:<38} {r.messages:>9,} {readings} {r.seconds:>8.2f} {r.rate:>8,.0f} "
+            f"{per_s} {points} {r.rate / raw:>6.2f} {r.publish_rate:>10,.0f}"
+        )
+        if r.note:
+            print(f"{'':<4}! {r.note}")
+
+
+def _print_cpu(rows: Sequence[Row], cpus: int) -> None:
+    print(
+        f"\nCPU seconds used during each measurement ({cpus} CPUs x seconds = what there was; "
+        "us/msg: CPU of the receiving process(es) per message)"
+    )
+    head = (
+        f"{'phase':<38} {'there was':>9} {'mosquitto':>9} {'influxd':>8} {'publisher':>9} "
+        f"{'receiver(s)':>16} {'us/msg':>7}"
+    )
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        cpu = dict(r.cpu)
+        others = {"mosquitto", "influxdb", "publisher", "bench"}
+        receivers = [v for k, v in cpu.items() if k not in others]
+        if not receivers:  # the raw ceiling: this process is the receiver
+            receivers = [cpu.get("bench", float("nan"))]
+        shown = " + ".join(f"{v:.1f}" for v in receivers)
+        print(
+            f"{r.label:<38} {cpus * r.seconds:>9.1f} {cpu.get('mosquitto', 0):>9.1f} "
+            f"{cpu.get('influxdb', 0):>8.1f} {cpu.get('publisher', 0):>9.1f} {shown:>16} "
+            f"{sum(receivers) / r.messages * 1e6:>7.0f}"
+        )
+
+
+def measure(
+    settings: Settings, services: dict[str, int], args: argparse.Namespace, chosen: list[Station]
+) -> None:
+    docs = args.docs
+    print(
+        f"IOC ingest benchmark: {len(chosen):,} air stations, {args.messages:,} messages per "
+        f"throughput phase; a message is an IOC JSON batch of {docs} documents x 8 metrics "
+        f"= {8 * docs} readings = {docs} InfluxDB points"
+    )
+    print(
+        f"machine: {os.cpu_count()} CPUs, {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}; {_versions(settings)}"
+    )
+    print("publisher: a separate process, QoS 1, MQTT 5; collectors: `ioc ingest` processes\n")
+
+    rows: list[Row] = []
+    plan = burst_plan(args.messages, len(chosen), docs)
+    raw = raw_ceiling(settings, services, chosen, plan)
+    rows.append(raw)
+    print(f"  measured {raw.label}: {raw.rate:,.0f} msg/s", flush=True)
+    one = collector_throughput(
+        settings,
+        services,
+        chosen,
+        burst_plan(args.messages, len(chosen), docs),
+        label="one collector, end to end",
+        names=["one-1"],
+    )
+    rows.append(one)
+    print(f"  measured {one.label}: {one.rate:,.0f} msg/s", flush=True)
+    rate = args.rate or round(one.rate * args.rate_fraction, -2) or 100.0
+    lat = latency(
+        settings,
+        chosen,
+        rate=rate,
+        seconds=args.latency_seconds,
+        docs=docs,
+        sample=args.sample,
+        poll_s=args.poll_ms / 1000,
+    )
+    print(f"  measured latency at {lat.offered:,.0f} msg/s", flush=True)
+    two = collector_throughput(
+        settings,
+        services,
+        chosen,
+        burst_plan(args.messages, len(chosen), docs),
+        label="two collectors, shared subscription",
+        names=["two-1", "two-2"],
+    )
+    rows.append(two)
+    print(f"  measured {two.label}: {two.rate:,.0f} msg/s\n", flush=True)
+
+    _print_rows(rows, raw.rate)
+    print(
+        "\n(÷ raw: msg/s over the raw ceiling; pub msg/s: what the publisher achieved in that "
+        "phase; a collector rate ends when the last point is queryable)"
+    )
+    _print_cpu(rows, os.cpu_count() or 1)
+    print(
+        f"\nlatency, publish -> queryable, one collector at {lat.offered:,.0f} msg/s offered "
+        f"({lat.offered / one.rate:.0%} of its end-to-end rate; {lat.messages:,} messages in "
+        f"{args.latency_seconds:.0f} s; {lat.seen:,} of {lat.samples:,} sampled messages seen, "
+        f"polled every {args.poll_ms:.0f} ms):"
+    )
+    print(f"  p50 {lat.p50_ms:,.0f} ms   p99 {lat.p99_ms:,.0f} ms   max {lat.max_ms:,.0f} ms")
+    if not lat.complete or lat.dead:
+        print(f"  ! complete: {lat.complete}, dead letters: {lat.dead}")
+    print(
+        f"\nratio one collector / raw ceiling: {one.rate / raw.rate:.2f}   "
+        f"two collectors / raw ceiling: {two.rate / raw.rate:.2f}   "
+        f"two / one: {two.rate / one.rate:.2f}"
+    )
+
+
+def _free_ports(count: int) -> list[int]:
+    with ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--devices", type=int, default=3000, help="air stations, one per ward")
+    parser.add_argument("--messages", type=int, default=100_000, help="per throughput phase")
+    parser.add_argument("--docs", type=int, default=2, help="documents (x 8 metrics) per message")
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=0.0,
+        help="latency phase msg/s (0: a fraction of one collector)",
+    )
+    parser.add_argument("--rate-fraction", type=float, default=0.25)
+    parser.add_argument("--latency-seconds", type=float, default=20.0)
+    parser.add_argument("--sample", type=int, default=100, help="stations timed for latency")
+    parser.add_argument("--poll-ms", type=float, default=50.0)
+    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    args = parser.parse_args()
+    if args.quick:
+        args.devices, args.messages, args.latency_seconds = 300, 20_000, 5.0
+    if args.docs < 1 or args.messages < 1:
+        parser.error("--docs and --messages must be >= 1")
+    chosen = stations(args.devices)
+    with tempfile.TemporaryDirectory(prefix="ioc-bench-") as var:
+        registry = Path(var) / "registry.toml"
+        registry.write_text(registry_toml(chosen), encoding="utf-8")
+        mqtt_port, influx, rpc = _free_ports(3)
+        settings = load_settings(
+            {
+                "IOC_VAR_DIR": str(Path(var)),
+                "IOC_MQTT_PORT": str(mqtt_port),
+                "IOC_INFLUX_URL": f"http://127.0.0.1:{influx}",
+                "IOC_INFLUX_RPC_PORT": str(rpc),
+                "IOC_INFLUX_DB": "ioc_bench",
+                "IOC_REGISTRY_FILE": str(registry),
+                "IOC_LOG_LEVEL": "WARNING",
+            }
+        )
+        with LocalStack(settings).running() as statuses:
+            services = {s.name: s.pid for s in statuses if s.pid is not None}
+            measure(settings, services, args, chosen)
+
+
+if __name__ == "__main__":
+    main()
