@@ -1,6 +1,6 @@
 """End-to-end ingest throughput and latency, as ratios to a bare paho client from the same run.
 
-Run: ``.venv/bin/python -m bench.ingest [--devices 3000] [--messages 100000] [--rate 0]``
+Run: ``.venv/bin/python -m bench.ingest [--devices 3000] [--messages 200000] [--rate 0]``
 
 Quick run: ``.venv/bin/python -m bench.ingest --quick``
 
@@ -10,7 +10,9 @@ loopback ports and registers one air-quality station in each of the first ``--de
 documents (default 2, 30 s apart) of the 8 air metrics (pm25, pm10, o3, no2, so2, co,
 temperature, humidity): 16 readings, stored as 2 InfluxDB points, each with its own device
 timestamp so that every reading is a distinct point. A separate publisher process (its own GIL)
-publishes at QoS 1 over MQTT 5 on ``ioc/v1/{province}/{source}/air``, the stations in turn.
+publishes them at QoS 1 on ``ioc/v1/{province}/{source}/air``, the stations in turn: a minimal
+MQTT 3.1.1 client writing pre-encoded PUBLISH packets to a socket (up to 20,000 unacknowledged),
+because paho's own publish path tops out near 7k msg/s here, below the rates measured.
 In one run it measures:
 
 * raw ceiling: a bare paho client (callback API v2, MQTT 5, QoS 1, plain subscription to
@@ -35,12 +37,12 @@ counted, and a phase whose points are not all queryable within the timeout says 
 from __future__ import annotations
 
 import argparse
+import math
 import multiprocessing
 import os
 import platform
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -61,14 +63,14 @@ from ioc.mqtt import make_client
 from ioc.places import get_places
 from ioc.settings import PROJECT_ROOT, Settings, load_settings
 from ioc.stack import LocalStack, find_binary
-from ioc.store import Store
+from ioc.store import Point, Store, encode_point
 from ioc.store.influxql import quote_literal
 
 _MS = 1_000_000  # ns per ms
 _DOC_STEP_MS = 30_000  # documents of one message are 30 s apart (throughput phases)
 _ROUND_MS = 60_000  # a station's consecutive messages are a minute apart (throughput phases)
 _WARMUP_MESSAGES = 20
-_INFLIGHT = 1000  # the publisher's QoS 1 window (paho queues the rest until PUBACKs arrive)
+_INFLUX_BATCH = 5000  # the collector's largest batch (ingest.writer.Writer.batch_lines)
 
 
 # --- stations, registry, payloads -----------------------------------------------------------------
@@ -162,17 +164,10 @@ class BurstPlan:
     def rounds(self) -> int:
         return -(-self.messages // self.stations)
 
-    def tail_start_ms(self) -> tuple[int, int]:
-        """A time from which about the last 10 % of documents are, and how many documents."""
-        tail_round = max(0, self.rounds - max(1, self.rounds // 10))
-        start = self.base_ms + tail_round * _ROUND_MS
-        count = sum(
-            1
-            for m in range(tail_round * self.stations, self.messages)
-            for t in self.times(m)
-            if t >= start
-        )
-        return start, count
+    def last(self) -> tuple[int, int]:
+        """The station index and first document time of the last message."""
+        m = self.messages - 1
+        return m % self.stations, self.times(m)[0]
 
 
 def burst_plan(messages: int, stations_count: int, docs: int) -> BurstPlan:
@@ -410,15 +405,31 @@ def cpu_seconds(pid: int) -> float:
     return (int(stat[11]) + int(stat[12])) / _TICK
 
 
+def machine_seconds() -> dict[str, float]:
+    """Idle and steal seconds of the whole machine so far (``/proc/stat``)."""
+    try:
+        ticks = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    except OSError:
+        return {"idle": float("nan"), "steal": float("nan")}
+    return {"idle": int(ticks[3]) / _TICK, "steal": int(ticks[7]) / _TICK}
+
+
 class CpuMeter:
-    """CPU seconds each named process uses between construction and ``stop``."""
+    """CPU seconds each named process uses between construction and ``stop``.
+
+    Also the machine's ``idle`` seconds and ``steal``: time the hypervisor gave to others, which
+    makes a virtual machine's rates vary from run to run.
+    """
 
     def __init__(self, pids: dict[str, int]) -> None:
         self.pids = pids
         self.start = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        self.machine = machine_seconds()
 
     def stop(self) -> dict[str, float]:
-        return {name: cpu_seconds(pid) - self.start[name] for name, pid in self.pids.items()}
+        used = {name: cpu_seconds(pid) - self.start[name] for name, pid in self.pids.items()}
+        machine = machine_seconds()
+        return used | {f"machine.{k}": machine[k] - v for k, v in self.machine.items()}
 
 
 @dataclass
@@ -492,6 +503,48 @@ def raw_ceiling(
         cpu={**cpu, "publisher": pub["cpu"]},
         complete=count == plan.messages,
         note="" if count == plan.messages else f"only {count} of {plan.messages} received",
+    )
+
+
+# --- InfluxDB alone ------------------------------------------------------------------------------
+
+
+def influx_alone(
+    settings: Settings, services: dict[str, int], chosen: list[Station], plan: BurstPlan
+) -> Row:
+    """The points the collectors write, as line protocol POSTed straight to InfluxDB."""
+    variants = [[orjson.loads(v) for v in _metric_variants(s.n)] for s in chosen]
+    received_ms = time.time_ns() // _MS
+    n = plan.stations
+    lines = []
+    for m in range(plan.messages):
+        station = chosen[m % n]
+        tags = {"province": station.province, "source": station.id, "ward": station.ward}
+        for j, t in enumerate(plan.times(m)):
+            fields = {**variants[m % n][(m // n + j) % 8], "received_ms": received_ms}
+            lines.append(encode_point(Point("air", fields, t * _MS, tags)))
+    db = "bench_influx"
+    with _database(settings, db) as store:
+        try:
+            meter = CpuMeter({**services, "bench": os.getpid()})
+            began = time.monotonic()
+            for i in range(0, len(lines), _INFLUX_BATCH):
+                store.write_lines(lines[i : i + _INFLUX_BATCH])
+            seconds = time.monotonic() - began
+            cpu = meter.stop()
+            seen = _count(store, plan.base_ms)
+        finally:
+            store.command(f'DROP DATABASE "{db}"')
+    return Row(
+        f"InfluxDB alone: {_INFLUX_BATCH:,}-line POSTs",
+        plan.messages,
+        len(lines) * 8,
+        len(lines),
+        seconds,
+        0.0,
+        cpu=cpu,
+        complete=seen == len(lines),
+        note="" if seen == len(lines) else f"only {seen} of {len(lines)} points queryable",
     )
 
 
@@ -574,10 +627,12 @@ def collectors(
                 _forget_session(settings, f"ioc-{name}")
 
 
-def _count(store: Store, since_ms: int, until_ms: int | None = None) -> int:
+def _count(store: Store, since_ms: int, until_ms: int | None = None, where: str = "") -> int:
     until = f" AND time < {until_ms * _MS}" if until_ms is not None else ""
+    also = f" AND {where}" if where else ""
     series = store.query(
-        f'SELECT count("pm25") FROM "raw"."air" WHERE time >= {since_ms * _MS}{until}', epoch=None
+        f'SELECT count("pm25") FROM "raw"."air" WHERE time >= {since_ms * _MS}{until}{also}',
+        epoch=None,
     )
     return int(series[0].values[0][1]) if series and series[0].values else 0
 
@@ -630,7 +685,8 @@ def collector_throughput(
     """Blast the plan's messages at the collectors; time until every point is queryable."""
     db = f"bench_{names[0].replace('-', '_')}"
     expected = plan.messages * plan.docs
-    tail_ms, tail_expected = plan.tail_start_ms()
+    last_station, last_ms = plan.last()
+    last_id = quote_literal(chosen[last_station].id)
     with _database(settings, db) as store:
         try:
             with collectors(settings, db, names, group=f"bench-{names[0]}") as pids:
@@ -645,12 +701,16 @@ def collector_throughput(
                 deadline = time.monotonic() + max(120.0, plan.messages / 500)
                 seen = 0
                 while time.monotonic() < deadline:
-                    # cheap: the last ~10 % of the documents first, then everything
-                    if _count(store, tail_ms) >= tail_expected:
+                    # A count over every series costs InfluxDB ~10 ms of CPU, which 20 polls a
+                    # second would take from the collectors: first wait for the last message
+                    # (one series, cheap), then count everything.
+                    if _count(store, last_ms, where=f'"source" = {last_id}') >= plan.docs:
                         seen = _count(store, plan.base_ms)
                         if seen >= expected:
                             break
-                    time.sleep(0.05)
+                        time.sleep(0.1)
+                    else:
+                        time.sleep(0.05)
                 visible = time.monotonic()
                 cpu = meter.stop()
                 pub = publisher.result()
@@ -691,8 +751,52 @@ class Latency:
     p50_ms: float
     p99_ms: float
     max_ms: float
+    p50_low_ms: float
+    p99_low_ms: float
+    poll_ms: float
     complete: bool
     dead: int
+
+
+def _quantile(ordered: Sequence[float], q: float) -> float:
+    """The q-quantile of sorted values (nearest rank); NaN when there are none."""
+    if not ordered:
+        return float("nan")
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
+
+
+class _Sightings:
+    """Polls the sampled stations' points; remembers when each was first seen."""
+
+    def __init__(self, store: Store, ids: Sequence[str], start_ms: int, window_s: float) -> None:
+        self.store = store
+        self.which = " OR ".join(f'"source" = {quote_literal(s)}' for s in ids)
+        self.start_ms = start_ms
+        self.window_ms = int(window_s * 1000)
+        # (source, time_ms) -> (the previous poll's request time, the answer time): the point
+        # became queryable in between
+        self.first: dict[tuple[str, int], tuple[float, float]] = {}
+        self.rounds: list[float] = []
+        self._asked_before = time.time()
+
+    def poll(self, *, everything: bool = False) -> None:
+        """One query over the last ``window_s`` (or, with ``everything``, since the start)."""
+        since = self.start_ms
+        if not everything:
+            since = max(since, time.time_ns() // _MS - self.window_ms)
+        asked = time.time()
+        series = self.store.query(
+            f'SELECT "pm25" FROM "raw"."air" WHERE ({self.which}) AND '
+            f'time >= {since * _MS} GROUP BY "source"',
+            epoch="ms",
+        )
+        answered = time.time()
+        self.rounds.append(answered - asked)
+        for s in series:
+            source = s.tags["source"]
+            for row in s.values:
+                self.first.setdefault((source, row[0]), (self._asked_before, answered))
+        self._asked_before = asked
 
 
 def latency(
@@ -704,70 +808,55 @@ def latency(
     docs: int,
     sample: int,
     poll_s: float,
-    window_s: float = 10.0,
+    window_s: float = 2.0,
 ) -> Latency:
+    """Publish at ``rate`` for ``seconds``; time the sampled messages until queryable."""
     db = "bench_latency"
     stride = max(1, len(chosen) // max(1, sample))
     sampled = list(range(0, len(chosen), stride))[:sample]
-    ids = [chosen[i].id for i in sampled]
-    which = " OR ".join(f'"source" = {quote_literal(s)}' for s in ids)
-    first_seen: dict[tuple[str, int], float] = {}
+    job = {"mode": "paced", "docs": docs, "rate": rate, "seconds": seconds, "sampled": sampled}
     with _database(settings, db) as store:
         try:
             with collectors(settings, db, ["lat-1"], group="bench-lat"):
                 _warm_up(settings, store, chosen, docs)
-                job = {
-                    "mode": "paced",
-                    "docs": docs,
-                    "rate": rate,
-                    "seconds": seconds,
-                    "sampled": sampled,
-                }
                 publisher = Publisher(settings, chosen, job)
                 start_ms = time.time_ns() // _MS - 1000
+                sightings = _Sightings(store, [chosen[i].id for i in sampled], start_ms, window_s)
                 publisher.go()
-                done_at: float | None = None
-                result: dict[str, Any] | None = None
-                while True:
-                    since = max(start_ms, time.time_ns() // _MS - int(window_s * 1000))
-                    series = store.query(
-                        f'SELECT "pm25" FROM "raw"."air" WHERE ({which}) AND '
-                        f'time >= {since * _MS} GROUP BY "source"',
-                        epoch="ms",
-                    )
-                    answered = time.time()
-                    for s in series:
-                        source = s.tags["source"]
-                        for row in s.values:
-                            first_seen.setdefault((source, row[0]), answered)
-                    if result is None and publisher.finished():
-                        result = publisher.result()
-                        done_at = time.monotonic()
-                    if result is not None and done_at is not None:
-                        wanted = {(s, t) for s, t in result["samples"]}
-                        if wanted <= first_seen.keys() or time.monotonic() > done_at + 30:
-                            break
+                while not publisher.finished():
+                    sightings.poll()
                     time.sleep(poll_s)
-                total = _count(store, start_ms)
+                result = publisher.result()
+                wanted = {(s, t) for s, t in result["samples"]}
+                deadline = time.monotonic() + 30
+                while not wanted <= sightings.first.keys() and time.monotonic() < deadline:
+                    sightings.poll(everything=True)
+                    time.sleep(poll_s)
+                expected = result["count"] * docs
+                while (total := _count(store, start_ms)) < expected:
+                    if time.monotonic() > deadline:
+                        break
+                    time.sleep(0.1)
                 dead = _dead_letters(store)
         finally:
             store.command(f'DROP DATABASE "{db}"')
-    assert result is not None
-    lat = [
-        (first_seen[(s, t)] - t / 1000) * 1000 for s, t in result["samples"] if (s, t) in first_seen
-    ]
-    lat.sort()
-    offered = result["count"] / (result["published"] - result["began"])
+    first = sightings.first
+    seen = [first[(s, t)] + (t / 1000,) for s, t in result["samples"] if (s, t) in first]
+    lat = sorted((answered - sent) * 1000 for _, answered, sent in seen)
+    low = sorted(max(0.0, asked - sent) * 1000 for asked, _, sent in seen)
     return Latency(
         rate=rate,
-        offered=offered,
+        offered=result["count"] / (result["published"] - result["began"]),
         messages=result["count"],
         samples=len(result["samples"]),
         seen=len(lat),
-        p50_ms=statistics.median(lat) if lat else float("nan"),
-        p99_ms=lat[min(len(lat) - 1, int(len(lat) * 0.99))] if lat else float("nan"),
-        max_ms=lat[-1] if lat else float("nan"),
-        complete=total >= result["count"] * docs,
+        p50_ms=_quantile(lat, 0.5),
+        p99_ms=_quantile(lat, 0.99),
+        max_ms=_quantile(lat, 1.0),
+        p50_low_ms=_quantile(low, 0.5),
+        p99_low_ms=_quantile(low, 0.99),
+        poll_ms=_quantile(sorted(sightings.rounds), 0.5) * 1000,
+        complete=total >= expected,
         dead=dead,
     )
 
@@ -801,7 +890,8 @@ def _print_rows(rows: Sequence[Row], raw: float) -> None:
         points = f"{r.points / r.seconds:>9,.0f}" if r.points else f"{'-':>9}"
         print(
             f"{r.label:<38} {r.messages:>9,} {readings} {r.seconds:>8.2f} {r.rate:>8,.0f} "
-            f"{per_s} {points} {r.rate / raw:>6.2f} {r.publish_rate:>10,.0f}"
+            f"{per_s} {points} {r.rate / raw:>6.2f} "
+            + (f"{r.publish_rate:>10,.0f}" if r.publish_rate else f"{'-':>10}")
         )
         if r.note:
             print(f"{'':<4}! {r.note}")
@@ -809,26 +899,29 @@ def _print_rows(rows: Sequence[Row], raw: float) -> None:
 
 def _print_cpu(rows: Sequence[Row], cpus: int) -> None:
     print(
-        f"\nCPU seconds used during each measurement ({cpus} CPUs x seconds = what there was; "
-        "us/msg: CPU of the receiving process(es) per message)"
+        f"\nCPU seconds used during each measurement (there was: {cpus} CPUs x seconds; "
+        "client(s): the counting client, the collector processes, or this process writing to "
+        "InfluxDB; us/msg: their CPU per message; us/point: InfluxDB's CPU per point; idle and "
+        "steal: the whole machine, steal = taken by the hypervisor)"
     )
     head = (
         f"{'phase':<38} {'there was':>9} {'mosquitto':>9} {'influxd':>8} {'publisher':>9} "
-        f"{'receiver(s)':>16} {'us/msg':>7}"
+        f"{'client(s)':>12} {'us/msg':>7} {'us/point':>8} {'idle':>6} {'steal':>6}"
     )
     print(head)
     print("-" * len(head))
     for r in rows:
         cpu = dict(r.cpu)
-        others = {"mosquitto", "influxdb", "publisher", "bench"}
-        receivers = [v for k, v in cpu.items() if k not in others]
-        if not receivers:  # the raw ceiling: this process is the receiver
-            receivers = [cpu.get("bench", float("nan"))]
-        shown = " + ".join(f"{v:.1f}" for v in receivers)
+        others = {"mosquitto", "influxdb", "publisher", "bench", "machine.idle", "machine.steal"}
+        clients = [v for k, v in cpu.items() if k not in others] or [cpu.get("bench", 0.0)]
+        shown = " + ".join(f"{v:.1f}" for v in clients)
+        influxd = cpu.get("influxdb", 0.0)
+        per_point = f"{influxd / r.points * 1e6:>8.1f}" if r.points else f"{'-':>8}"
         print(
-            f"{r.label:<38} {cpus * r.seconds:>9.1f} {cpu.get('mosquitto', 0):>9.1f} "
-            f"{cpu.get('influxdb', 0):>8.1f} {cpu.get('publisher', 0):>9.1f} {shown:>16} "
-            f"{sum(receivers) / r.messages * 1e6:>7.0f}"
+            f"{r.label:<38} {cpus * r.seconds:>9.1f} {cpu.get('mosquitto', 0.0):>9.1f} "
+            f"{influxd:>8.1f} {cpu.get('publisher', 0.0):>9.1f} {shown:>12} "
+            f"{sum(clients) / r.messages * 1e6:>7.0f} {per_point} "
+            f"{cpu.get('machine.idle', 0.0):>6.1f} {cpu.get('machine.steal', 0.0):>6.1f}"
         )
 
 
@@ -845,13 +938,19 @@ def measure(
         f"machine: {os.cpu_count()} CPUs, {platform.system()} {platform.release()}, "
         f"Python {platform.python_version()}; {_versions(settings)}"
     )
-    print("publisher: a separate process, QoS 1, MQTT 5; collectors: `ioc ingest` processes\n")
+    print(
+        "publisher: a separate process (raw MQTT 3.1.1, QoS 1); receivers: MQTT 5, QoS 1; "
+        "collectors: `ioc ingest` processes with the default settings\n"
+    )
 
     rows: list[Row] = []
     plan = burst_plan(args.messages, len(chosen), docs)
     raw = raw_ceiling(settings, services, chosen, plan)
     rows.append(raw)
     print(f"  measured {raw.label}: {raw.rate:,.0f} msg/s", flush=True)
+    alone = influx_alone(settings, services, chosen, plan)
+    rows.append(alone)
+    print(f"  measured {alone.label}: {alone.rate:,.0f} msg/s", flush=True)
     one = collector_throughput(
         settings,
         services,
@@ -887,16 +986,22 @@ def measure(
     _print_rows(rows, raw.rate)
     print(
         "\n(÷ raw: msg/s over the raw ceiling; pub msg/s: what the publisher achieved in that "
-        "phase; a collector rate ends when the last point is queryable)"
+        "phase; a collector rate ends when the last point is queryable; InfluxDB alone: the "
+        "collectors' points, encoded beforehand, written by this process: what the database "
+        "costs, in messages' worth)"
     )
     _print_cpu(rows, os.cpu_count() or 1)
     print(
         f"\nlatency, publish -> queryable, one collector at {lat.offered:,.0f} msg/s offered "
         f"({lat.offered / one.rate:.0%} of its end-to-end rate; {lat.messages:,} messages in "
         f"{args.latency_seconds:.0f} s; {lat.seen:,} of {lat.samples:,} sampled messages seen, "
-        f"polled every {args.poll_ms:.0f} ms):"
+        f"polled every {args.poll_ms:.0f} ms + the query's {lat.poll_ms:.0f} ms):"
     )
-    print(f"  p50 {lat.p50_ms:,.0f} ms   p99 {lat.p99_ms:,.0f} ms   max {lat.max_ms:,.0f} ms")
+    print(
+        f"  p50 {lat.p50_ms:,.0f} ms   p99 {lat.p99_ms:,.0f} ms   max {lat.max_ms:,.0f} ms   "
+        f"(upper bounds: the first answer with the point; lower bounds, from the poll "
+        f"before it: p50 {lat.p50_low_ms:,.0f} ms, p99 {lat.p99_low_ms:,.0f} ms)"
+    )
     if not lat.complete or lat.dead:
         print(f"  ! complete: {lat.complete}, dead letters: {lat.dead}")
     print(
@@ -917,7 +1022,7 @@ def _free_ports(count: int) -> list[int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--devices", type=int, default=3000, help="air stations, one per ward")
-    parser.add_argument("--messages", type=int, default=100_000, help="per throughput phase")
+    parser.add_argument("--messages", type=int, default=200_000, help="per throughput phase")
     parser.add_argument("--docs", type=int, default=2, help="documents (x 8 metrics) per message")
     parser.add_argument(
         "--rate",
