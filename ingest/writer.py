@@ -137,6 +137,7 @@ class Writer:
             batch = self._batch
             if not batch.tokens and not batch.raw and not batch.ops:
                 batch.first_at = time.monotonic()
+                self._cond.notify_all()  # the writer idles in 0.2 s waits: start the 50 ms clock
             batch.raw.extend(raw)
             batch.ops.extend(ops)
             if token is not None:
