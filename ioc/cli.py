@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import signal
@@ -11,7 +12,7 @@ import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from types import FrameType
+from types import FrameType, ModuleType
 
 from ioc import __version__
 from ioc.catalog import get_catalog
@@ -24,6 +25,18 @@ from ioc.store import Store, time_ns
 log = logging.getLogger("ioc")
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_UNHEALTHY = 0, 1, 2, 3
+
+MODULE_COMMANDS: dict[str, str] = {
+    "api": "ioc.api.serve",
+    "keys": "ioc.api.keys",
+}
+"""Subcommands that live with their concept. Each module defines ``HELP`` (one line),
+``configure(parser)`` (adds its arguments) and ``run(settings, args) -> exit code``; it must be
+cheap to import (heavy imports go inside ``run``)."""
+
+
+def _command_module(name: str) -> ModuleType:
+    return importlib.import_module(MODULE_COMMANDS[name])
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -66,6 +79,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     probe.add_argument("--once", action="store_true", help="one round, then exit")
     probe.add_argument("--interval", type=float, default=60.0, help="seconds between rounds")
+
+    for name in MODULE_COMMANDS:
+        module = _command_module(name)
+        module.configure(commands.add_parser(name, help=module.HELP, description=module.HELP))
 
     stack = commands.add_parser("stack", help="the local Mosquitto and InfluxDB")
     actions = stack.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -269,6 +286,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     try:
+        if args.command in MODULE_COMMANDS:
+            code: int = _command_module(args.command).run(settings, args)
+            return code
         return _HANDLERS[args.command](settings, args)
     except IocError as exc:
         print(f"ioc: {exc}", file=sys.stderr)

@@ -9,6 +9,8 @@ Every error the project raises on purpose derives from ``IocError``::
     ├── LineProtocolError        a value cannot be written as line protocol without ambiguity
     ├── FormulaInputError        an official formula was given inputs it is not defined for
     ├── PayloadError             an MQTT/HTTP payload cannot be parsed; ``reason`` is a stable code
+    ├── ApiProblem               an API request cannot be answered: status, title, detail (RFC 9457)
+    ├── ApiKeyError              an API key request or the key file is invalid (``ioc keys``)
     ├── SpoolError               the collector's local spool cannot take or give back a batch
     │   ├── SpoolFullError       the size limit is reached: stop acknowledging (backpressure)
     │   ├── SpoolCorruptError    damage a crash cannot explain (names file and offset)
@@ -65,6 +67,34 @@ class PayloadError(IocError, ValueError):
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
         self.reason = reason
+
+
+class ApiProblem(IocError):
+    """An API request that cannot be answered as asked; rendered as ``application/problem+json``.
+
+    ``detail`` names the parameter and the value at fault; ``extra`` adds members to the problem
+    document (``parameter``, ``value``, ``errors``...), ``headers`` adds response headers.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        title: str,
+        detail: str,
+        *,
+        extra: dict[str, object] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.title = title
+        self.detail = detail
+        self.extra = extra or {}
+        self.headers = headers or {}
+
+
+class ApiKeyError(IocError, ValueError):
+    """An API key request is invalid (scope, province, expiry, key id) or the key file is bad."""
 
 
 class SpoolError(IocError):

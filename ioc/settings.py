@@ -69,6 +69,12 @@ class Settings:
     ingest_max_future: str
     ingest_spool_max_mb: int
     ingest_dead_letter_topic: str | None
+    api_host: str
+    api_port: int
+    api_workers: int
+    api_keys_file: Path | None
+    api_rate_limit: int
+    api_cache_seconds: float
 
     @property
     def influx_port(self) -> int:
@@ -80,6 +86,16 @@ class Settings:
     def influx_host(self) -> str:
         """The host name or address of ``influx_url``."""
         return urlsplit(self.influx_url).hostname or ""
+
+    @property
+    def api_keys_path(self) -> Path:
+        """The API key file: ``IOC_API_KEYS_FILE``, or ``<var>/api/keys.json``."""
+        return self.api_keys_file or self.var_dir / "api" / "keys.json"
+
+    @property
+    def api_state_dir(self) -> Path:
+        """Where the API workers share state (the rate limiter's database)."""
+        return self.api_keys_path.parent
 
     def retention_policies(self) -> dict[str, str]:
         """Retention policy name to duration; ``raw`` is the database's default policy."""
@@ -199,6 +215,20 @@ def _positive_int(text: str) -> int:
     if not re.fullmatch(r"[1-9][0-9]{0,8}", text):
         raise ValueError("must be a whole number greater than 0")
     return int(text)
+
+
+def _optional_file(text: str) -> Path | None:
+    return _file(text) if text else None
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError("must be a number of seconds, 0 or more") from None
+    if not (value >= 0 and value < float("inf")):
+        raise ValueError("must be a number of seconds, 0 or more")
+    return value
 
 
 def _lookback(text: str) -> str:
@@ -374,6 +404,38 @@ VARIABLES: tuple[Variable, ...] = (
         "",
         _optional,
         "If set, dead letters are also published to <topic>/<reason> (QoS 1).",
+    ),
+    Variable(
+        "IOC_API_HOST",
+        "api_host",
+        "127.0.0.1",
+        _host,
+        "Address the API (gunicorn) listens on; loopback unless you put it behind a proxy.",
+    ),
+    Variable("IOC_API_PORT", "api_port", "18080", _port, "Port the API listens on."),
+    Variable(
+        "IOC_API_WORKERS", "api_workers", "2", _positive_int, "gunicorn worker processes."
+    ),
+    Variable(
+        "IOC_API_KEYS_FILE",
+        "api_keys_file",
+        "",
+        _optional_file,
+        "The API key file (hashes only); default <var>/api/keys.json.",
+    ),
+    Variable(
+        "IOC_API_RATE_LIMIT",
+        "api_rate_limit",
+        "600",
+        _positive_int,
+        "Requests per minute allowed to one API key (all workers together); then 429.",
+    ),
+    Variable(
+        "IOC_API_CACHE_SECONDS",
+        "api_cache_seconds",
+        "5",
+        _non_negative_float,
+        "How long identical API queries are answered from a worker's cache (0: no cache).",
     ),
 )
 

@@ -17,10 +17,10 @@ from enum import Enum
 from types import MappingProxyType
 
 from ioc.store import Point
+from ioc.store.influxql import INDICATOR_MEASUREMENT
 
 __all__ = ["INDICATOR_MEASUREMENT", "NATION", "IndicatorValue", "Level", "SourceValue"]
 
-INDICATOR_MEASUREMENT = "indicator"
 NATION = "VN"
 """The place code of the national level (the API names places by official code)."""
 

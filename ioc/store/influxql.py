@@ -82,3 +82,105 @@ def last_received(db: str, measurement: str, *, rp: str = "raw") -> str:
         f"SELECT last({quote_ident(RECEIVED_FIELD)}) FROM {qualified(db, rp, measurement)} "
         f'WHERE time > $start AND time <= $end GROUP BY "source"'
     )
+
+
+# --- derived indicator values, read by the API (and later dashboards and alerts) --------------
+
+INDICATOR_MEASUREMENT = "indicator"
+"""Measurement (policy ``derived``) of the engine's indicator values (ioc/engine/values.py)."""
+INDICATOR_TAGS = ("indicator", "level", "unit", "province", "ward", "source")
+"""The tag keys of an indicator value; everything else is a field."""
+VALUE_FIELDS = (
+    "band",
+    "coverage",
+    "expected",
+    "sources",
+    "numerator",
+    "denominator",
+    "origin",
+    "origin_ward",
+    "origin_province",
+)
+"""Fields read beside ``value`` when the latest value of a place is asked for."""
+
+
+def _where(filters: Sequence[str]) -> str:
+    """``"tag" = $tag AND ...`` for each tag key; each value is bound as a parameter."""
+    parts = []
+    for tag in filters:
+        if tag not in INDICATOR_TAGS:
+            raise ValueError(f"{tag!r} is not an indicator tag ({', '.join(INDICATOR_TAGS)})")
+        parts.append(f"{quote_ident(tag)} = ${tag}")
+    return " AND ".join(parts)
+
+
+def latest_values(
+    db: str, *, filters: Sequence[str], group_by: Sequence[str], rp: str = "derived"
+) -> str:
+    """The latest indicator value (and its band, coverage, origin...) per group, in ($start, $end].
+
+    ``filters`` are tag keys compared with bound parameters of the same name (``$indicator``...);
+    ``group_by`` tag keys split the answer (e.g. one series per province).
+    """
+    columns = ", ".join(
+        ['last("value") AS "value"'] + [quote_ident(field) for field in VALUE_FIELDS]
+    )
+    where = _where(filters)
+    for tag in group_by:
+        if tag not in INDICATOR_TAGS:
+            raise ValueError(f"cannot group by {tag!r}: not an indicator tag")
+    group = ", ".join(quote_ident(tag) for tag in group_by)
+    text = (
+        f"SELECT {columns} FROM {qualified(db, rp, INDICATOR_MEASUREMENT)} "
+        f"WHERE {where + ' AND ' if where else ''}time > $start AND time <= $end"
+    )
+    return f"{text} GROUP BY {group}" if group else text
+
+
+def value_series(
+    db: str, *, function: str, interval_s: int, filters: Sequence[str], rp: str = "derived"
+) -> str:
+    """``function(value)`` per ``interval_s`` bucket over [$start, $end) for the filtered place."""
+    if function not in AGGREGATES:
+        raise ValueError(f"unknown aggregate {function!r} (one of {sorted(AGGREGATES)})")
+    if interval_s < 1:
+        raise ValueError(f"interval must be at least 1 s, got {interval_s}")
+    where = _where(filters)
+    return (
+        f'SELECT {function}("value") AS "value" FROM {qualified(db, rp, INDICATOR_MEASUREMENT)} '
+        f"WHERE {where + ' AND ' if where else ''}time >= $start AND time < $end "
+        f"GROUP BY time({interval_s}s) fill(none)"
+    )
+
+
+# --- ops: dead letters and self-metrics -------------------------------------------------------
+
+DEAD_LETTER_FIELDS = ("reason", "province", "topic", "source", "message", "excerpt")
+
+
+def recent_dead_letters(
+    db: str, *, reason: bool, province: bool, limit: int, rp: str = "ops"
+) -> str:
+    """The newest dead letters in ($start, $end], optionally of one ``$reason`` / ``$province``."""
+    if not 1 <= limit <= 100_000:
+        raise ValueError(f"limit must be between 1 and 100000, got {limit}")
+    conditions = [
+        f"{quote_ident(tag)} = ${tag}"
+        for tag, on in (("reason", reason), ("province", province))
+        if on
+    ]
+    conditions.append("time > $start AND time <= $end")
+    columns = ", ".join(quote_ident(field) for field in DEAD_LETTER_FIELDS)
+    return (
+        f"SELECT {columns} FROM {qualified(db, rp, 'dead_letter')} "
+        f"WHERE {' AND '.join(conditions)} ORDER BY time DESC LIMIT {limit}"
+    )
+
+
+def latest_self_metrics(db: str, measurement: str, *, group_by: str | None, rp: str = "ops") -> str:
+    """Each process's newest self-metrics point (all its fields) in ($start, $end]."""
+    group = f" GROUP BY {quote_ident(group_by)}" if group_by else ""
+    return (
+        f"SELECT * FROM {qualified(db, rp, measurement)} "
+        f"WHERE time > $start AND time <= $end{group} ORDER BY time DESC LIMIT 1"
+    )

@@ -1,0 +1,164 @@
+"""The API application factory: settings, catalog, store, keys, rate limiter, blueprints.
+
+Request path: a key is required everywhere under ``/api/v1`` except health and the OpenAPI
+document; the key's rate limit is checked (429 + Retry-After, shared by every worker); an
+identical GET answered in the last ``IOC_API_CACHE_SECONDS`` comes from the worker's cache;
+every successful GET leaves with an ETag and Cache-Control (304 on a matching If-None-Match).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any, cast
+
+from flask import Flask, Response, g, request
+
+from ioc import __version__
+from ioc.api import problems
+from ioc.api.context import DATA_KEY
+from ioc.api.data import IndicatorData
+from ioc.api.http import ResponseCache, cache_key, finish
+from ioc.api.keys import KeyStore, presented_key
+from ioc.api.ratelimit import RateLimiter
+from ioc.api.routes import feeds, health, indicators, places
+from ioc.catalog import get_catalog
+from ioc.places import get_places
+from ioc.settings import Settings, load_settings
+from ioc.store import Store
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 1024 * 1024
+"""Largest request body (pushed readings); larger is 413."""
+OPEN_PATHS = ("/api/v1/health/", "/api/v1/openapi.json", "/api/v1/docs")
+"""Paths that need no key: health checks and the API's own documentation."""
+CACHE_KEY, LIMITER_KEY, KEYS_KEY = "ioc.cache", "ioc.limiter", "ioc.keys"
+
+API_DESCRIPTION = """\
+Live indicators of Vietnam's provincial Intelligent Operations Centres: air quality (VN_AQI),
+flood alarm levels, traffic, public-service performance (Decision 766), Resolution 57 task
+progress, data-sharing and whether each department's feed is live. Values exist per ward,
+province and for the nation (`VN`), with band, coverage and origin.
+
+Send your key in the `X-API-Key` header (or `Authorization: Bearer <key>`). Errors are
+`application/problem+json` (RFC 9457) naming the parameter and the value. Series, rankings,
+values, feeds and dead letters are also served as CSV (`?format=csv` or `Accept: text/csv`).
+"""
+
+
+def create_app(config: dict[str, Any] | None = None, *, settings: Settings | None = None) -> Flask:
+    """Build the API. ``settings`` default to the environment's; ``config`` overrides Flask's."""
+    settings = settings or load_settings()
+    app = Flask("ioc.api", static_folder=None)
+    app.config.update(
+        API_TITLE="IOC indicator API",
+        API_VERSION=__version__,
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/api/v1",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="/docs",
+        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/",
+        API_SPEC_OPTIONS={
+            "info": {"description": API_DESCRIPTION},
+            "servers": [{"url": "/"}],
+            "security": [{"ApiKey": []}],
+            "components": {
+                "securitySchemes": {
+                    "ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}
+                }
+            },
+        },
+        MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
+        JSON_SORT_KEYS=False,
+        PROPAGATE_EXCEPTIONS=False,
+        TRAP_HTTP_EXCEPTIONS=False,
+    )
+    app.config.update(config or {})
+    app.debug = False  # never the Werkzeug debugger, whatever the environment says
+
+    catalog = get_catalog(settings.registry_file)
+    store = Store(settings)
+    app.extensions[DATA_KEY] = IndicatorData(settings, catalog, store, get_places())
+    app.extensions[feeds.INTAKE_KEY] = feeds.Intake(settings, catalog, store)
+    app.extensions[KEYS_KEY] = KeyStore(settings.api_keys_path)
+    app.extensions[LIMITER_KEY] = RateLimiter.from_settings(settings)
+    app.extensions[CACHE_KEY] = ResponseCache(settings.api_cache_seconds)
+
+    api = problems.ProblemApi(app)
+    problems.init_app(app)
+    for module in (indicators, places, feeds, health):
+        api.register_blueprint(module.blp)
+    _hooks(app, settings)
+    return app
+
+
+def _hooks(app: Flask, settings: Settings) -> None:
+    keys: KeyStore = app.extensions[KEYS_KEY]
+    limiter: RateLimiter = app.extensions[LIMITER_KEY]
+    cache: ResponseCache = app.extensions[CACHE_KEY]
+
+    @app.before_request
+    def _authenticate() -> Response | None:
+        g.now_ns = time.time_ns()
+        g.principal = None
+        if request.path.startswith(OPEN_PATHS) or not request.path.startswith("/api/v1"):
+            return None
+        # Headers is case-insensitive, as the lookup needs; it is a Mapping in all but name.
+        verification = keys.check(presented_key(cast(Mapping[str, str], request.headers)))
+        if verification.principal is None:
+            log.info(
+                "refused %s %s: %s (key id %s)",
+                request.method,
+                request.path,
+                verification.reason,
+                verification.key_id,
+            )
+            return problems.problem_response(
+                401,
+                "Unauthorized",
+                "a valid API key is required in the X-API-Key header "
+                "(or Authorization: Bearer <key>)",
+                headers={"WWW-Authenticate": 'ApiKey header="X-API-Key"'},
+            )
+        g.principal = verification.principal
+        if not verification.principal.reads and request.endpoint != "feeds.FeedReadings":
+            return problems.problem_response(
+                403, "Forbidden", "a feed key may only push readings for its sources"
+            )
+        decision = limiter.check(verification.principal.key_id)
+        g.rate = decision
+        if not decision.allowed:
+            return problems.problem_response(
+                429,
+                "Too Many Requests",
+                f"this key may make {decision.limit} requests per minute; retry in "
+                f"{decision.retry_after_s} s",
+                extra={"retry_after": decision.retry_after_s},
+                headers=decision.headers(),
+            )
+        if request.method == "GET" and cache.enabled:
+            principal = verification.principal
+            provinces = ",".join(sorted(principal.provinces or ())) or "*"
+            g.cache_key = cache_key(f"{principal.scope}:{provinces}")
+            cached = cache.get(g.cache_key)
+            if cached is not None:
+                return cached
+        return None
+
+    @app.after_request
+    def _finish(response: Response) -> Response:
+        key = g.get("cache_key")
+        if key is not None and response.headers.get("X-Cache") != "hit":
+            response.headers["X-Cache"] = "miss"
+            finish(response, max_age=settings.api_cache_seconds)
+            if response.status_code == 200:
+                cache.put(key, response)
+        else:
+            finish(response, max_age=settings.api_cache_seconds)
+        rate = g.get("rate")
+        if rate is not None:
+            response.headers.update(rate.headers())
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response

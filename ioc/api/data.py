@@ -1,0 +1,495 @@
+"""What the API reads: places, latest values, series, rankings, feeds, dead letters, health.
+
+Flask-free: every method takes plain values and returns plain dictionaries ready to serialise
+(times as RFC 3339 text). Query text comes from :mod:`ioc.store.influxql`, the one module that
+builds it, so the API, the walls and the alerts read the same numbers.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from ioc.catalog import Catalog, Direction, Indicator, Source
+from ioc.engine.values import NATION
+from ioc.errors import ApiProblem
+from ioc.formulas import liveness
+from ioc.places import Places, Province, Ward
+from ioc.settings import Settings
+from ioc.store import Store
+from ioc.store.influxql import (
+    last_received,
+    latest_self_metrics,
+    latest_values,
+    recent_dead_letters,
+    value_series,
+)
+
+log = logging.getLogger(__name__)
+
+_NS = 1_000_000_000
+LATEST_WINDOW = timedelta(days=35)
+"""How far back "latest" looks; a place with no value in this window has none."""
+FEED_WINDOW = timedelta(days=30)
+"""How far back a feed's last record is looked for; older than this counts as never seen."""
+LIVENESS_GRACE = 2.0
+"""A feed is live while its last record is younger than its expected interval × this factor
+(the engine's ``feed_live_share`` uses the same grace)."""
+LEVELS = ("nation", "province", "ward")
+
+
+@dataclass(frozen=True, slots=True)
+class PlaceRef:
+    """A place the API can answer for: the nation, a province or a ward."""
+
+    level: str
+    code: str
+    name: str
+    province: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The place as the API shows it."""
+        return {
+            "code": self.code,
+            "level": self.level,
+            "name": self.name,
+            "province": self.province,
+        }
+
+
+class Scope:
+    """Which provinces a caller may read (None: all of them)."""
+
+    def __init__(self, provinces: frozenset[str] | None) -> None:
+        self.provinces = provinces
+
+    def allows(self, province: str | None) -> bool:
+        """True if the caller may read this province (the nation is readable by every key)."""
+        return self.provinces is None or province is None or province in self.provinces
+
+
+def rfc3339(ns: int) -> str:
+    """Unix nanoseconds as RFC 3339 UTC text with second precision."""
+    return datetime.fromtimestamp(ns // _NS, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def not_found(what: str, code: str) -> ApiProblem:
+    return ApiProblem(
+        404,
+        "Not Found",
+        f"no {what} with code {code!r} (provinces have 2 digits, e.g. '01'; wards 5, e.g. "
+        f"'00070'; the nation is 'VN'); GET /api/v1/places/search?q=<name> finds codes",
+        extra={"parameter": "place", "value": code},
+    )
+
+
+class IndicatorData:
+    """Reads indicator values and operational figures for the API."""
+
+    def __init__(self, settings: Settings, catalog: Catalog, store: Store, places: Places) -> None:
+        self.settings = settings
+        self.catalog = catalog
+        self.store = store
+        self.places = places
+        self.db = settings.influx_db
+
+    # --- places ------------------------------------------------------------------------------
+
+    def indicator(self, key: str) -> Indicator:
+        """The catalog's indicator ``key``, or a 404 problem listing the known keys."""
+        found = self.catalog.indicators.get(key)
+        if found is None:
+            known = ", ".join(sorted(self.catalog.indicators))
+            raise ApiProblem(
+                404,
+                "Not Found",
+                f"no indicator {key!r}; known indicators: {known}",
+                extra={"parameter": "indicator", "value": key},
+            )
+        return found
+
+    def place(self, code: str, scope: Scope) -> PlaceRef:
+        """The place with this code, or 404 (also when the caller's scope excludes it)."""
+        if code == NATION:
+            return PlaceRef("nation", NATION, "Việt Nam", None)
+        try:
+            if len(code) == 2:
+                province = self.places.province(code)
+                ref = PlaceRef("province", province.code, province.name, province.code)
+            elif len(code) == 5:
+                ward = self.places.ward(code)
+                ref = PlaceRef("ward", ward.code, ward.name, ward.province_code)
+            else:
+                raise KeyError(code)
+        except KeyError:
+            raise not_found("place", code) from None
+        if not scope.allows(ref.province):
+            raise not_found("place", code)  # the same answer as an unknown code: no leak
+        return ref
+
+    def province(self, code: str, scope: Scope) -> Province:
+        """A province the caller may read, or 404."""
+        ref = self.place(code, scope)
+        if ref.level != "province":
+            raise not_found("province", code)
+        return self.places.province(code)
+
+    def _ref_of(self, level: str, tags: Mapping[str, str]) -> PlaceRef | None:
+        if level == "nation":
+            return PlaceRef("nation", NATION, "Việt Nam", None)
+        try:
+            if level == "province":
+                p = self.places.province(tags.get("province", ""))
+                return PlaceRef("province", p.code, p.name, p.code)
+            w: Ward = self.places.ward(tags.get("ward", ""))
+            return PlaceRef("ward", w.code, w.name, w.province_code)
+        except KeyError:
+            return None  # a value for a place the package does not know: not served
+
+    # --- values ------------------------------------------------------------------------------
+
+    def _value(
+        self, indicator: Indicator, ref: PlaceRef, row: Mapping[str, Any], now_ns: int
+    ) -> dict[str, Any]:
+        value = row.get("value")
+        band = indicator.band_for(value) if isinstance(value, (int, float)) else None
+        origin = None
+        if row.get("origin"):
+            origin = {
+                "source": row["origin"],
+                "ward": row.get("origin_ward"),
+                "province": row.get("origin_province"),
+            }
+        time_ns = int(row["time"])
+        return {
+            "indicator": indicator.key,
+            "place": ref.to_dict(),
+            "time": rfc3339(time_ns),
+            "age_s": max(0, (now_ns - time_ns) // _NS),
+            "value": value,
+            "unit": indicator.unit,
+            "band": _band(band),
+            "coverage": row.get("coverage"),
+            "expected": row.get("expected"),
+            "sources": row.get("sources"),
+            "origin": origin,
+        }
+
+    def latest(
+        self,
+        indicator: Indicator,
+        level: str,
+        scope: Scope,
+        *,
+        province: str | None,
+        now_ns: int,
+    ) -> list[dict[str, Any]]:
+        """The latest value of every place at ``level`` (in one province if given), by code."""
+        filters = ["indicator", "level"]
+        params: dict[str, str] = {"indicator": indicator.key, "level": level}
+        if province is not None:
+            filters.append("province")
+            params["province"] = province
+        group = {"nation": [], "province": ["province"], "ward": ["province", "ward"]}[level]
+        rows = self._latest_rows(filters, group, params, now_ns)
+        out = []
+        for tags, row in rows:
+            ref = self._ref_of(level, tags)
+            if ref is None or not scope.allows(ref.province):
+                continue
+            out.append(self._value(indicator, ref, row, now_ns))
+        out.sort(key=lambda item: item["place"]["code"])
+        return out
+
+    def _latest_rows(
+        self,
+        filters: Sequence[str],
+        group_by: Sequence[str],
+        params: Mapping[str, str],
+        now_ns: int,
+    ) -> list[tuple[Mapping[str, str], dict[str, Any]]]:
+        text = latest_values(self.db, filters=filters, group_by=group_by)
+        window = int(LATEST_WINDOW.total_seconds()) * _NS
+        bound = dict(params)
+        bound["start"] = _iso(datetime.fromtimestamp((now_ns - window) / _NS, tz=UTC))
+        bound["end"] = _iso(datetime.fromtimestamp(now_ns / _NS, tz=UTC))
+        out = []
+        for series in self.store.query(text, bound):
+            for row in series.rows():
+                if row.get("value") is not None:
+                    out.append((series.tags, row))
+        return out
+
+    def series(
+        self,
+        indicator: Indicator,
+        place: PlaceRef,
+        *,
+        start: datetime,
+        end: datetime,
+        interval_s: int,
+        function: str,
+    ) -> list[dict[str, Any]]:
+        """``function(value)`` per bucket of ``interval_s`` over [start, end) for one place."""
+        filters = ["indicator", "level"]
+        params: dict[str, str] = {"indicator": indicator.key, "level": place.level}
+        if place.level != "nation":
+            filters.append(place.level)
+            params[place.level] = place.code
+        params["start"] = _iso(start)
+        params["end"] = _iso(end)
+        text = value_series(self.db, function=function, interval_s=interval_s, filters=filters)
+        points = []
+        for series in self.store.query(text, params):
+            for row in series.rows():
+                if row.get("value") is not None:
+                    points.append({"time": rfc3339(int(row["time"])), "value": row["value"]})
+        return points
+
+    def ranking(
+        self,
+        indicator: Indicator,
+        level: str,
+        scope: Scope,
+        *,
+        province: str | None,
+        now_ns: int,
+    ) -> dict[str, Any]:
+        """Places at ``level`` ranked by their value for the newest period (best first).
+
+        Only places with a value for the newest period present are ranked (competition ranking:
+        equal values share a rank); places whose latest value is older follow, unranked. A
+        province-scoped key sees its own rows with their national rank and the total.
+        """
+        everyone = self.latest(indicator, level, Scope(None), province=province, now_ns=now_ns)
+        return rank(indicator, everyone, scope)
+
+    def scorecard(self, province: Province, now_ns: int) -> list[dict[str, Any]]:
+        """Every indicator's latest provincial value, with target, band and national rank."""
+        rows = self._latest_rows(
+            ["level"], ["indicator", "province"], {"level": "province"}, now_ns
+        )
+        by_indicator: dict[str, list[dict[str, Any]]] = {}
+        for tags, row in rows:
+            indicator = self.catalog.indicators.get(tags.get("indicator", ""))
+            ref = self._ref_of("province", tags)
+            if indicator is None or ref is None:
+                continue
+            by_indicator.setdefault(indicator.key, []).append(
+                self._value(indicator, ref, row, now_ns)
+            )
+        own = Scope(frozenset({province.code}))
+        items = []
+        for indicator in self.catalog.indicators.values():
+            ranked = rank(indicator, by_indicator.get(indicator.key, []), own)["items"]
+            mine = ranked[0] if ranked else None
+            items.append(
+                {
+                    "indicator": indicator.key,
+                    "title_vi": indicator.title_vi,
+                    "title_en": indicator.title_en,
+                    "unit": indicator.unit,
+                    "direction": indicator.direction.value,
+                    "target": indicator.target,
+                    "thresholds": dict(indicator.thresholds),
+                    "value": mine["value"] if mine else None,
+                    "time": mine["time"] if mine else None,
+                    "band": mine["band"] if mine else None,
+                    "coverage": mine["coverage"] if mine else None,
+                    "expected": mine["expected"] if mine else None,
+                    "meets_target": _meets(indicator, mine["value"] if mine else None),
+                    "rank": mine["rank"] if mine else None,
+                    "of": mine["of"] if mine else None,
+                }
+            )
+        return items
+
+    # --- feeds -------------------------------------------------------------------------------
+
+    def feeds(self, scope: Scope, *, now_ns: int) -> list[dict[str, Any]]:
+        """Every registered source the caller may read: last record, expected interval, state."""
+        sources = [s for s in self.catalog.registry.sources if scope.allows(s.province)]
+        last_seen: dict[str, tuple[int, int | None]] = {}
+        window = int(FEED_WINDOW.total_seconds()) * _NS
+        params = {
+            "start": _iso(datetime.fromtimestamp((now_ns - window) / _NS, tz=UTC)),
+            "end": _iso(datetime.fromtimestamp(now_ns / _NS, tz=UTC)),
+        }
+        for kind in sorted({s.kind for s in sources}):
+            measurement = self.catalog.kind(kind).measurement
+            for series in self.store.query(last_received(self.db, measurement), params):
+                source_id = series.tags.get("source", "")
+                if series.values:
+                    time_ns, received_ms = series.values[0][0], series.values[0][1]
+                    last_seen[source_id] = (
+                        int(time_ns),
+                        None if received_ms is None else int(received_ms),
+                    )
+        now = datetime.fromtimestamp(now_ns / _NS, tz=UTC)
+        return [self._feed(source, last_seen.get(source.id), now) for source in sources]
+
+    @staticmethod
+    def _feed(source: Source, seen: tuple[int, int | None] | None, now: datetime) -> dict[str, Any]:
+        registered = _registered(source.registered)
+        last = None if seen is None else datetime.fromtimestamp(seen[0] / _NS, tz=UTC)
+        feed = liveness.Feed(
+            feed_id=source.id,
+            province=source.province,
+            unit=source.ward or source.province,
+            expected_interval=timedelta(seconds=source.expected_interval_s),
+            last_record_at=last,
+            registered_at=registered if registered and registered <= now else None,
+        )
+        status = liveness.feed_status(feed, now, grace=LIVENESS_GRACE)
+        return {
+            "source": source.id,
+            "name": source.name,
+            "kind": source.kind,
+            "province": source.province,
+            "ward": source.ward,
+            "department": source.department,
+            "expected_interval_s": source.expected_interval_s,
+            "last_record": None if seen is None else rfc3339(seen[0]),
+            "last_received": None
+            if seen is None or seen[1] is None
+            else rfc3339(seen[1] * 1_000_000),
+            "age_s": None if status.age is None else int(status.age.total_seconds()),
+            "state": status.state.value,
+            "since": None if status.since is None else _iso_seconds(status.since),
+        }
+
+    # --- operations --------------------------------------------------------------------------
+
+    def dead_letters(
+        self,
+        *,
+        start: datetime,
+        end: datetime,
+        reason: str | None,
+        province: str | None,
+        limit: int,
+    ) -> list[dict[str, Any]]:
+        """The newest dead letters (reason, topic, excerpt, message), newest first."""
+        text = recent_dead_letters(
+            self.db, reason=reason is not None, province=province is not None, limit=limit
+        )
+        params = {"start": _iso(start), "end": _iso(end)}
+        if reason is not None:
+            params["reason"] = reason
+        if province is not None:
+            params["province"] = province
+        out = []
+        for series in self.store.query(text, params):
+            for row in series.rows():
+                out.append(
+                    {
+                        "time": _iso_ns(int(row["time"])),
+                        "reason": row.get("reason"),
+                        "province": row.get("province"),
+                        "source": row.get("source"),
+                        "topic": row.get("topic"),
+                        "message": row.get("message"),
+                        "excerpt": row.get("excerpt"),
+                    }
+                )
+        return out
+
+    def processes(self, now_ns: int) -> dict[str, Any]:
+        """The newest self-metrics of each collector and of the engine (last 5 minutes)."""
+        params = {
+            "start": _iso(datetime.fromtimestamp(now_ns / _NS - 300, tz=UTC)),
+            "end": _iso(datetime.fromtimestamp(now_ns / _NS, tz=UTC)),
+        }
+        out: dict[str, Any] = {"collectors": [], "engine": None}
+        for series in self.store.query(
+            latest_self_metrics(self.db, "ingest", group_by="collector"), params
+        ):
+            for row in series.rows():
+                out["collectors"].append(_self_metrics(series.tags.get("collector"), row, now_ns))
+        for series in self.store.query(
+            latest_self_metrics(self.db, "engine", group_by=None), params
+        ):
+            for row in series.rows():
+                out["engine"] = _self_metrics(None, row, now_ns)
+        return out
+
+
+def rank(indicator: Indicator, values: Iterable[dict[str, Any]], scope: Scope) -> dict[str, Any]:
+    """Competition ranking of the places with a value for the newest period, best first."""
+    values = list(values)
+    newest = max((v["time"] for v in values), default=None)
+    current = [v for v in values if v["time"] == newest]
+    older = sorted((v for v in values if v["time"] != newest), key=lambda v: v["place"]["code"])
+    better_high = indicator.direction is Direction.HIGHER_IS_BETTER
+    current.sort(key=lambda v: (-v["value"] if better_high else v["value"], v["place"]["code"]))
+    items: list[dict[str, Any]] = []
+    previous: float | None = None
+    position = 0
+    for index, value in enumerate(current, start=1):
+        if value["value"] != previous:
+            position, previous = index, value["value"]
+        items.append({**value, "rank": position, "of": len(current), "current": True})
+    items.extend({**value, "rank": None, "of": len(current), "current": False} for value in older)
+    visible = [item for item in items if scope.allows(item["place"]["province"])]
+    return {
+        "indicator": indicator.key,
+        "direction": indicator.direction.value,
+        "period_end": newest,
+        "items": visible,
+    }
+
+
+def _meets(indicator: Indicator, value: float | None) -> bool | None:
+    if value is None or indicator.target is None:
+        return None
+    if indicator.direction is Direction.HIGHER_IS_BETTER:
+        return value >= indicator.target
+    return value <= indicator.target
+
+
+def _band(band: Any) -> dict[str, str] | None:
+    if band is None:
+        return None
+    return {
+        "key": band.key,
+        "title_vi": band.title_vi,
+        "title_en": band.title_en,
+        "colour": band.colour,
+    }
+
+
+def _registered(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _iso_seconds(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _iso_ns(ns: int) -> str:
+    moment = datetime.fromtimestamp(ns // _NS, tz=UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S") + f".{ns % _NS:09d}Z"
+
+
+def _self_metrics(name: str | None, row: Mapping[str, Any], now_ns: int) -> dict[str, Any]:
+    figures = {key: value for key, value in row.items() if key != "time" and value is not None}
+    time_ns = int(row["time"])
+    return {
+        "name": name,
+        "reported": rfc3339(time_ns),
+        "age_s": max(0, (now_ns - time_ns) // _NS),
+        "figures": figures,
+    }

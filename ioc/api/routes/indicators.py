@@ -1,0 +1,248 @@
+"""Indicators: the catalog, latest values per place, series, rankings, provincial scorecards."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from flask import Response
+from flask.views import MethodView
+
+from ioc.api import schemas
+from ioc.api.context import data, now_ns, scope
+from ioc.api.http import csv_response, wants_csv
+from ioc.api.routes import Blueprint
+from ioc.catalog import Indicator
+from ioc.errors import ApiProblem
+
+blp = Blueprint(
+    "indicators",
+    __name__,
+    url_prefix="/api/v1",
+    description="The catalog's indicators and their values per ward, province and nation.",
+)
+
+CSV_DOC = {"responses": {"200": {"content": {"text/csv": {"schema": {"type": "string"}}}}}}
+VALUE_COLUMNS = (
+    "indicator",
+    "place.code",
+    "place.level",
+    "place.name",
+    "place.province",
+    "time",
+    "value",
+    "unit",
+    "band.key",
+    "coverage",
+    "expected",
+    "sources",
+    "origin.source",
+    "origin.ward",
+)
+
+
+def describe(indicator: Indicator) -> dict[str, Any]:
+    """An indicator as the catalog resource shows it."""
+    return {
+        "key": indicator.key,
+        "title_vi": indicator.title_vi,
+        "title_en": indicator.title_en,
+        "domain": indicator.domain,
+        "unit": indicator.unit,
+        "minimum": indicator.minimum,
+        "maximum": indicator.maximum,
+        "period": indicator.period,
+        "method": indicator.method.value,
+        "formula": indicator.formula,
+        "metrics": list(indicator.metrics),
+        "rollup": indicator.rollup.value,
+        "direction": indicator.direction.value,
+        "bands": [
+            {
+                "key": b.key,
+                "low": b.low,
+                "title_vi": b.title_vi,
+                "title_en": b.title_en,
+                "colour": b.colour,
+            }
+            for b in indicator.bands
+        ],
+        "thresholds": dict(indicator.thresholds),
+        "target": indicator.target,
+        "reference": indicator.reference,
+    }
+
+
+def page(items: list[dict[str, Any]], number: int, size: int) -> dict[str, Any]:
+    """One page of ``items`` with the paging members."""
+    first = (number - 1) * size
+    return {
+        "page": number,
+        "page_size": size,
+        "total": len(items),
+        "items": items[first : first + size],
+    }
+
+
+@blp.route("/indicators")
+class Indicators(MethodView):
+    @blp.response(200, schemas.IndicatorListSchema)
+    def get(self) -> dict[str, Any]:
+        """Every indicator: unit, period, bands, thresholds, target and official reference."""
+        return {"items": [describe(i) for i in data().catalog.indicators.values()]}
+
+
+@blp.route("/indicators/<string:key>")
+class IndicatorResource(MethodView):
+    @blp.response(200, schemas.IndicatorSchema)
+    def get(self, key: str) -> dict[str, Any]:
+        """One indicator; 404 names the known ones."""
+        return describe(data().indicator(key))
+
+
+@blp.route("/indicators/<string:key>/values")
+class LatestValues(MethodView):
+    @blp.arguments(schemas.LatestQuery, location="query")
+    @blp.response(200, schemas.ValuesPageSchema)
+    @blp.doc(**CSV_DOC)
+    def get(self, args: dict[str, Any], key: str) -> dict[str, Any] | Response:
+        """The latest value of every place at a level, with band, coverage and origin."""
+        reader = data()
+        indicator = reader.indicator(key)
+        province = args.get("province")
+        if province is not None:
+            _filter_applies(args["level"], ("province", "ward"), province)
+            reader.province(province, scope())  # 404 for unknown or out-of-scope provinces
+        items = reader.latest(indicator, args["level"], scope(), province=province, now_ns=now_ns())
+        if wants_csv(args.get("format")):
+            return csv_response(items, VALUE_COLUMNS, f"{key}-{args['level']}")
+        body = page(items, args["page"], args["page_size"])
+        body.update(indicator=key, level=args["level"])
+        return body
+
+
+@blp.route("/indicators/<string:key>/ranking")
+class Ranking(MethodView):
+    @blp.arguments(schemas.RankingQuery, location="query")
+    @blp.response(200, schemas.RankingSchema)
+    @blp.doc(**CSV_DOC)
+    def get(self, args: dict[str, Any], key: str) -> dict[str, Any] | Response:
+        """Places ranked best first for the newest period (e.g. "4th of 34 provinces")."""
+        reader = data()
+        indicator = reader.indicator(key)
+        province = args.get("province")
+        if province is not None:
+            _filter_applies(args["level"], ("ward",), province)
+            reader.province(province, scope())
+        ranking = reader.ranking(
+            indicator, args["level"], scope(), province=province, now_ns=now_ns()
+        )
+        if wants_csv(args.get("format")):
+            columns = ("rank", "of", "current", *VALUE_COLUMNS)
+            return csv_response(ranking["items"], columns, f"{key}-ranking-{args['level']}")
+        body = page(ranking["items"], args["page"], args["page_size"])
+        body.update(
+            indicator=key,
+            level=args["level"],
+            direction=ranking["direction"],
+            period_end=ranking["period_end"],
+        )
+        return body
+
+
+@blp.route("/indicators/<string:key>/series")
+class Series(MethodView):
+    @blp.arguments(schemas.SeriesQuery, location="query")
+    @blp.response(200, schemas.SeriesSchema)
+    @blp.doc(**CSV_DOC)
+    def get(self, args: dict[str, Any], key: str) -> dict[str, Any] | Response:
+        """One place's values over a time range, aggregated per bucket (at most 5,000 points)."""
+        reader = data()
+        indicator = reader.indicator(key)
+        place = reader.place(args["place"], scope())
+        end = args.get("end") or datetime.fromtimestamp(now_ns() / 1e9, tz=UTC)
+        start = args.get("start") or end - timedelta(days=7)
+        interval_s = args["interval"]
+        _check_range(start, end, interval_s)
+        points = reader.series(
+            indicator, place, start=start, end=end, interval_s=interval_s, function=args["agg"]
+        )
+        if wants_csv(args.get("format")):
+            return csv_response(points, ("time", "value"), f"{key}-{place.code}")
+        return {
+            "indicator": key,
+            "unit": indicator.unit,
+            "place": place.to_dict(),
+            "start": start.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+            "end": end.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+            "interval_s": interval_s,
+            "agg": args["agg"],
+            "points": points,
+        }
+
+
+def _filter_applies(level: str, levels: tuple[str, ...], province: str) -> None:
+    if level not in levels:
+        raise ApiProblem(
+            400,
+            "Bad Request",
+            f"query parameter 'province' = {province!r}: only applies with level="
+            f"{' or '.join(levels)}, not level={level}",
+            extra={"parameter": "province", "value": province},
+        )
+
+
+def _check_range(start: datetime, end: datetime, interval_s: int) -> None:
+    if interval_s < 60:
+        raise ApiProblem(
+            400,
+            "Bad Request",
+            f"query parameter 'interval' = {interval_s} s: must be at least 1m",
+            extra={"parameter": "interval", "value": f"{interval_s}s"},
+        )
+    if end <= start:
+        raise ApiProblem(
+            400,
+            "Bad Request",
+            f"query parameter 'start' = {start.isoformat()!r}: must be before end "
+            f"({end.isoformat()})",
+            extra={"parameter": "start", "value": start.isoformat()},
+        )
+    span = end - start
+    if span > timedelta(days=schemas.MAX_RANGE_DAYS):
+        raise ApiProblem(
+            400,
+            "Bad Request",
+            f"query parameters 'start'..'end' span {span.days} days: at most "
+            f"{schemas.MAX_RANGE_DAYS}",
+            extra={"parameter": "start", "value": start.isoformat()},
+        )
+    points = span.total_seconds() / interval_s
+    if points > schemas.MAX_POINTS:
+        shortest = int(span.total_seconds() // schemas.MAX_POINTS) + 1
+        raise ApiProblem(
+            400,
+            "Bad Request",
+            f"query parameter 'interval' = {interval_s} s gives {points:.0f} points over this "
+            f"range; at most {schemas.MAX_POINTS} (use an interval of at least {shortest} s "
+            "or a shorter range)",
+            extra={"parameter": "interval", "value": f"{interval_s}s"},
+        )
+
+
+@blp.route("/provinces/<string:code>/scorecard")
+class Scorecard(MethodView):
+    @blp.response(200, schemas.ScorecardSchema)
+    def get(self, code: str) -> dict[str, Any]:
+        """Every indicator for one province: latest value, band, target and national rank."""
+        reader = data()
+        province = reader.province(code, scope())
+        return {
+            "province": {
+                "code": province.code,
+                "level": "province",
+                "name": province.name,
+                "province": province.code,
+            },
+            "items": reader.scorecard(province, now_ns()),
+        }

@@ -1,0 +1,348 @@
+"""The API's marshmallow schemas: query parameters (validated at the edge) and responses.
+
+Every query schema refuses unknown parameters, so a typo (``?levl=ward``) is a 400 naming it
+rather than a silently ignored filter.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import marshmallow as ma
+from marshmallow import validate
+
+MAX_PAGE_SIZE = 500
+MAX_POINTS = 5000
+"""Most points one series response may hold ((end - start) / interval)."""
+MAX_RANGE_DAYS = 400
+_DURATION = re.compile(r"^([1-9][0-9]{0,5})(s|m|h|d)$")
+_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+PROVINCE_CODE = validate.Regexp(r"^[0-9]{2}$", error="must be a 2-digit province code, e.g. 01")
+FORMATS = ("json", "csv")
+
+
+def duration_seconds(text: str) -> int:
+    """Seconds of a duration such as ``90s``, ``15m``, ``1h`` or ``7d``; ValueError otherwise."""
+    match = _DURATION.match(text)
+    if not match:
+        raise ValueError(f"{text!r} is not a duration such as 15m, 1h or 1d")
+    return int(match.group(1)) * _SECONDS[match.group(2)]
+
+
+class Duration(ma.fields.Field[int]):
+    """A duration text (``15m``, ``1h``, ``1d``), loaded as seconds; documented as a string."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.metadata = {"type": "string", "pattern": _DURATION.pattern, **self.metadata}
+        self.dump_default = ma.missing  # the default is in seconds; the parameter is text
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
+        if not isinstance(value, str):
+            raise ma.ValidationError("must be a duration such as 15m, 1h or 1d")
+        try:
+            return duration_seconds(value)
+        except ValueError as why:
+            raise ma.ValidationError(str(why)) from None
+
+
+class _Query(ma.Schema):
+    class Meta:
+        unknown = ma.RAISE
+
+
+class _Paged(_Query):
+    page = ma.fields.Integer(load_default=1, validate=validate.Range(min=1, max=100_000))
+    page_size = ma.fields.Integer(
+        load_default=100, validate=validate.Range(min=1, max=MAX_PAGE_SIZE)
+    )
+
+
+class _Formatted(_Query):
+    format = ma.fields.String(
+        validate=validate.OneOf(FORMATS),
+        metadata={"description": "csv for text/csv (or send Accept: text/csv); default json"},
+    )
+
+
+class LatestQuery(_Paged, _Formatted):
+    """``GET /indicators/{key}/values``."""
+
+    level = ma.fields.String(
+        load_default="province", validate=validate.OneOf(("nation", "province", "ward"))
+    )
+    province = ma.fields.String(validate=PROVINCE_CODE, metadata={"description": "filter"})
+
+
+class RankingQuery(_Paged, _Formatted):
+    """``GET /indicators/{key}/ranking``."""
+
+    level = ma.fields.String(load_default="province", validate=validate.OneOf(("province", "ward")))
+    province = ma.fields.String(
+        validate=PROVINCE_CODE, metadata={"description": "rank the wards of this province"}
+    )
+
+
+class SeriesQuery(_Formatted):
+    """``GET /indicators/{key}/series``."""
+
+    place = ma.fields.String(
+        required=True,
+        validate=validate.Length(min=2, max=5),
+        metadata={"description": "VN, a 2-digit province code or a 5-digit ward code"},
+    )
+    start = ma.fields.AwareDateTime(metadata={"description": "RFC 3339; default end - 7 days"})
+    end = ma.fields.AwareDateTime(metadata={"description": "RFC 3339; default now"})
+    interval = Duration(
+        load_default=3600,
+        metadata={"description": "bucket size, e.g. 15m, 1h, 1d (>= 1m); default 1h"},
+    )
+    agg = ma.fields.String(
+        load_default="mean", validate=validate.OneOf(("mean", "max", "min", "last", "sum", "count"))
+    )
+
+
+class FeedsQuery(_Paged, _Formatted):
+    """``GET /feeds``."""
+
+    province = ma.fields.String(validate=PROVINCE_CODE)
+    kind = ma.fields.String(validate=validate.Length(min=1, max=32))
+    state = ma.fields.String(
+        validate=validate.OneOf(("live", "stale", "never_reported", "future_timestamp"))
+    )
+
+
+class DeadLetterQuery(_Formatted):
+    """``GET /dead-letters``."""
+
+    since = Duration(
+        load_default=86400, metadata={"description": "how far back, at most 30d; default 24h"}
+    )
+    reason = ma.fields.String(validate=validate.Regexp(r"^[a-z0-9_]{1,40}$"))
+    province = ma.fields.String(validate=PROVINCE_CODE)
+    limit = ma.fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
+
+
+class SearchQuery(_Query):
+    """``GET /places/search``."""
+
+    q = ma.fields.String(required=True, validate=validate.Length(min=1, max=100))
+    limit = ma.fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
+
+
+class WardsQuery(_Paged):
+    """``GET /places/provinces/{code}/wards``."""
+
+    q = ma.fields.String(validate=validate.Length(min=1, max=100))
+
+
+# --- responses --------------------------------------------------------------------------------
+
+
+class BandSchema(ma.Schema):
+    key = ma.fields.String(required=True)
+    title_vi = ma.fields.String(required=True)
+    title_en = ma.fields.String(required=True)
+    colour = ma.fields.String(required=True)
+
+
+class BandRangeSchema(BandSchema):
+    low = ma.fields.Float(required=True, metadata={"description": "lowest value of the band"})
+
+
+class IndicatorSchema(ma.Schema):
+    key = ma.fields.String(required=True)
+    title_vi = ma.fields.String(required=True)
+    title_en = ma.fields.String(required=True)
+    domain = ma.fields.String(required=True)
+    unit = ma.fields.String(required=True)
+    minimum = ma.fields.Float(allow_none=True)
+    maximum = ma.fields.Float(allow_none=True)
+    period = ma.fields.String(required=True)
+    method = ma.fields.String(required=True)
+    formula = ma.fields.String(allow_none=True)
+    metrics = ma.fields.List(ma.fields.String(), required=True)
+    rollup = ma.fields.String(required=True)
+    direction = ma.fields.String(required=True)
+    bands = ma.fields.List(ma.fields.Nested(BandRangeSchema), required=True)
+    thresholds = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Float())
+    target = ma.fields.Float(allow_none=True)
+    reference = ma.fields.String(required=True)
+
+
+class IndicatorListSchema(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(IndicatorSchema), required=True)
+
+
+class PlaceSchema(ma.Schema):
+    code = ma.fields.String(required=True)
+    level = ma.fields.String(required=True)
+    name = ma.fields.String(required=True)
+    province = ma.fields.String(allow_none=True)
+
+
+class OriginSchema(ma.Schema):
+    source = ma.fields.String(required=True)
+    ward = ma.fields.String(allow_none=True)
+    province = ma.fields.String(allow_none=True)
+
+
+class ValueSchema(ma.Schema):
+    indicator = ma.fields.String(required=True)
+    place = ma.fields.Nested(PlaceSchema, required=True)
+    time = ma.fields.String(required=True, metadata={"description": "period end, RFC 3339"})
+    age_s = ma.fields.Integer(required=True)
+    value = ma.fields.Float(required=True)
+    unit = ma.fields.String(required=True)
+    band = ma.fields.Nested(BandSchema, allow_none=True)
+    coverage = ma.fields.Integer(allow_none=True)
+    expected = ma.fields.Integer(allow_none=True)
+    sources = ma.fields.Integer(allow_none=True)
+    origin = ma.fields.Nested(OriginSchema, allow_none=True)
+
+
+class _Page(ma.Schema):
+    page = ma.fields.Integer(required=True)
+    page_size = ma.fields.Integer(required=True)
+    total = ma.fields.Integer(required=True)
+
+
+class ValuesPageSchema(_Page):
+    indicator = ma.fields.String(required=True)
+    level = ma.fields.String(required=True)
+    items = ma.fields.List(ma.fields.Nested(ValueSchema), required=True)
+
+
+class RankedSchema(ValueSchema):
+    rank = ma.fields.Integer(allow_none=True)
+    of = ma.fields.Integer(required=True)
+    current = ma.fields.Boolean(required=True)
+
+
+class RankingSchema(_Page):
+    indicator = ma.fields.String(required=True)
+    level = ma.fields.String(required=True)
+    direction = ma.fields.String(required=True)
+    period_end = ma.fields.String(allow_none=True)
+    items = ma.fields.List(ma.fields.Nested(RankedSchema), required=True)
+
+
+class PointSchema(ma.Schema):
+    time = ma.fields.String(required=True)
+    value = ma.fields.Float(required=True)
+
+
+class SeriesSchema(ma.Schema):
+    indicator = ma.fields.String(required=True)
+    unit = ma.fields.String(required=True)
+    place = ma.fields.Nested(PlaceSchema, required=True)
+    start = ma.fields.String(required=True)
+    end = ma.fields.String(required=True)
+    interval_s = ma.fields.Integer(required=True)
+    agg = ma.fields.String(required=True)
+    points = ma.fields.List(ma.fields.Nested(PointSchema), required=True)
+
+
+class ScoreSchema(ma.Schema):
+    indicator = ma.fields.String(required=True)
+    title_vi = ma.fields.String(required=True)
+    title_en = ma.fields.String(required=True)
+    unit = ma.fields.String(required=True)
+    direction = ma.fields.String(required=True)
+    target = ma.fields.Float(allow_none=True)
+    thresholds = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Float())
+    value = ma.fields.Float(allow_none=True)
+    time = ma.fields.String(allow_none=True)
+    band = ma.fields.Nested(BandSchema, allow_none=True)
+    coverage = ma.fields.Integer(allow_none=True)
+    expected = ma.fields.Integer(allow_none=True)
+    meets_target = ma.fields.Boolean(allow_none=True)
+    rank = ma.fields.Integer(allow_none=True)
+    of = ma.fields.Integer(allow_none=True)
+
+
+class ScorecardSchema(ma.Schema):
+    province = ma.fields.Nested(PlaceSchema, required=True)
+    items = ma.fields.List(ma.fields.Nested(ScoreSchema), required=True)
+
+
+class ProvinceSchema(ma.Schema):
+    code = ma.fields.String(required=True)
+    codename = ma.fields.String(required=True)
+    name = ma.fields.String(required=True)
+    division_type = ma.fields.String(required=True)
+
+
+class WardSchema(ProvinceSchema):
+    province_code = ma.fields.String(required=True)
+
+
+class ProvinceListSchema(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(ProvinceSchema), required=True)
+
+
+class WardPageSchema(_Page):
+    items = ma.fields.List(ma.fields.Nested(WardSchema), required=True)
+
+
+class SearchResultSchema(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(PlaceSchema), required=True)
+
+
+class FeedSchema(ma.Schema):
+    source = ma.fields.String(required=True)
+    name = ma.fields.String(required=True)
+    kind = ma.fields.String(required=True)
+    province = ma.fields.String(required=True)
+    ward = ma.fields.String(allow_none=True)
+    department = ma.fields.String(allow_none=True)
+    expected_interval_s = ma.fields.Integer(required=True)
+    last_record = ma.fields.String(allow_none=True)
+    last_received = ma.fields.String(allow_none=True)
+    age_s = ma.fields.Integer(allow_none=True)
+    state = ma.fields.String(required=True)
+    since = ma.fields.String(allow_none=True)
+
+
+class FeedPageSchema(_Page):
+    counts = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Integer(), required=True)
+    items = ma.fields.List(ma.fields.Nested(FeedSchema), required=True)
+
+
+class DeadLetterSchema(ma.Schema):
+    time = ma.fields.String(required=True)
+    reason = ma.fields.String(allow_none=True)
+    province = ma.fields.String(allow_none=True)
+    source = ma.fields.String(allow_none=True)
+    topic = ma.fields.String(allow_none=True)
+    message = ma.fields.String(allow_none=True)
+    excerpt = ma.fields.String(allow_none=True)
+
+
+class DeadLetterListSchema(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(DeadLetterSchema), required=True)
+
+
+class RejectionSchema(ma.Schema):
+    reason = ma.fields.String(required=True)
+    message = ma.fields.String(required=True)
+
+
+class PushResultSchema(ma.Schema):
+    source = ma.fields.String(required=True)
+    readings = ma.fields.Integer(required=True)
+    points_written = ma.fields.Integer(required=True)
+    rejected = ma.fields.List(ma.fields.Nested(RejectionSchema), required=True)
+
+
+class LiveSchema(ma.Schema):
+    status = ma.fields.String(required=True)
+
+
+class ReadySchema(ma.Schema):
+    status = ma.fields.String(required=True)
+    influxdb = ma.fields.Dict(required=True)
+    collectors = ma.fields.List(ma.fields.Dict(), required=True)
+    engine = ma.fields.Dict(allow_none=True)
