@@ -442,6 +442,15 @@ VARIABLES: tuple[Variable, ...] = (
 _BY_NAME = {spec.name: spec for spec in VARIABLES}
 
 
+def settings_environment(settings: Settings) -> dict[str, str]:
+    """Every setting as an ``IOC_*`` variable, so a child process gets exactly these settings."""
+    environment = {}
+    for spec in VARIABLES:
+        value = getattr(settings, spec.field)
+        environment[spec.name] = "" if value is None else str(value)
+    return environment
+
+
 def read_env_file(path: Path) -> dict[str, str]:
     """Parse ``KEY=VALUE`` lines (``#`` comments, optional ``export``, optional quotes)."""
     try:

@@ -82,7 +82,8 @@ def _start_ticks(pid: int) -> int | None:
     return None if state in ("Z", "X") else int(after_name[19])
 
 
-def _die_with_parent() -> None:  # pragma: no cover  (runs in the child between fork and exec)
+def terminate_with_parent() -> None:  # pragma: no cover  (runs in the child before exec)
+    """Linux: the child gets SIGTERM when the process that started it dies."""
     libc = ctypes.CDLL("libc.so.6", use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
@@ -251,7 +252,7 @@ class LocalStack:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=_die_with_parent if die_with_parent else None,  # noqa: PLW1509
+                preexec_fn=terminate_with_parent if die_with_parent else None,  # noqa: PLW1509
                 cwd=self.data_dir(service),
             )
         ticks = _start_ticks(process.pid)
