@@ -41,7 +41,7 @@ $(STAMP): setup.cfg pyproject.toml constraints.txt
 	touch $(STAMP)
 
 run: setup
-	$(BIN)/ioc stack up --foreground
+	$(BIN)/ioc run
 
 check: setup
 	$(BIN)/ruff check .

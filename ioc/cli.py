@@ -29,8 +29,10 @@ EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_UNHEALTHY = 0, 1, 2, 3
 MODULE_COMMANDS: dict[str, str] = {
     "api": "ioc.api.serve",
     "keys": "ioc.api.keys",
+    "simulate": "ioc.simulate",
     "devices": "ioc.devices",
     "bootstrap": "ioc.bootstrap",
+    "run": "ioc.run",
 }
 """Subcommands that live with their concept. Each module defines ``HELP`` (one line),
 ``configure(parser)`` (adds its arguments) and ``run(settings, args) -> exit code``; it must be

@@ -413,9 +413,7 @@ VARIABLES: tuple[Variable, ...] = (
         "Address the API (gunicorn) listens on; loopback unless you put it behind a proxy.",
     ),
     Variable("IOC_API_PORT", "api_port", "18080", _port, "Port the API listens on."),
-    Variable(
-        "IOC_API_WORKERS", "api_workers", "2", _positive_int, "gunicorn worker processes."
-    ),
+    Variable("IOC_API_WORKERS", "api_workers", "2", _positive_int, "gunicorn worker processes."),
     Variable(
         "IOC_API_KEYS_FILE",
         "api_keys_file",
