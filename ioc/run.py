@@ -136,7 +136,7 @@ class Composition:
         self._wait_api(timeout, stop)
         if stop.is_set():
             return False
-        self._say(f"publishing the last {self.history} of the demo fleet (log: simulate.log) ...")
+        self._say(f"publishing the last {self.history} of the demo fleet (log: history.log) ...")
         started = time.monotonic()
         history = self._child(
             "history", "simulate", "--once", "--history", self.history, *self._simulate_args()
@@ -181,7 +181,7 @@ class Composition:
     def _backfill(self, stop: threading.Event) -> None:
         hours = int(self.history[:-1]) * {"m": 1 / 60, "h": 1, "d": 24}[self.history[-1]]
         start = datetime.now(UTC) - timedelta(hours=hours + 1)
-        self._say(f"computing every indicator since {start:%Y-%m-%d %H:%M} UTC (engine.log) ...")
+        self._say(f"computing every indicator since {start:%Y-%m-%d %H:%M} UTC (backfill.log) ...")
         backfill = self._child("backfill", "engine", "backfill", start.isoformat())
         while backfill.exited is None:
             if stop.wait(1.0):
