@@ -101,7 +101,11 @@ class ProblemApi(Api):  # type: ignore[misc]
         status = error.code or 500
         data = getattr(error, "data", None) or {}
         messages = data.get("messages") or data.get("errors")
-        headers = dict(data.get("headers") or {})
+        # Werkzeug's own headers (Allow on a 405, WWW-Authenticate, Retry-After), not its HTML type
+        headers = {
+            name: value for name, value in error.get_headers() if name.lower() != "content-type"
+        }
+        headers.update(data.get("headers") or {})
         if messages and status in (400, 422):
             location, name, texts = _first_invalid(messages)
             args = request.args if location == "query" else request.view_args or {}

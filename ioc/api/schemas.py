@@ -18,6 +18,13 @@ MAX_POINTS = 5000
 MAX_RANGE_DAYS = 400
 _DURATION = re.compile(r"^([1-9][0-9]{0,5})(s|m|h|d)$")
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+WITHIN_30_DAYS = (
+    r"^(?:[1-9][0-9]{0,5}s"  # every number of seconds the duration syntax allows (< 12 days)
+    r"|(?:[1-9][0-9]{0,3}|[1-3][0-9]{4}|4[0-2][0-9]{3}|43[01][0-9]{2}|43200)m"  # <= 43200
+    r"|(?:[1-9][0-9]?|[1-6][0-9]{2}|7[01][0-9]|720)h"  # <= 720
+    r"|(?:[1-9]|[12][0-9]|30)d)$"  # <= 30
+)
+"""The durations of at most 30 days, as the document states them (``since`` of dead letters)."""
 
 PROVINCE_CODE = validate.Regexp(r"^[0-9]{2}$", error="must be a 2-digit province code, e.g. 01")
 FORMATS = ("json", "csv")
@@ -34,9 +41,9 @@ def duration_seconds(text: str) -> int:
 class Duration(ma.fields.Field[int]):
     """A duration text (``15m``, ``1h``, ``1d``), loaded as seconds; documented as a string."""
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, *, pattern: str = _DURATION.pattern, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.metadata = {"type": "string", "pattern": _DURATION.pattern, **self.metadata}
+        self.metadata = {"type": "string", "pattern": pattern, **self.metadata}
         self.dump_default = ma.missing  # the default is in seconds; the parameter is text
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
@@ -97,7 +104,7 @@ class SeriesQuery(_Formatted):
     end = ma.fields.AwareDateTime(metadata={"description": "RFC 3339; default now"})
     interval = Duration(
         load_default=3600,
-        metadata={"description": "bucket size, e.g. 15m, 1h, 1d (>= 1m); default 1h"},
+        metadata={"description": "bucket size, e.g. 15m, 1h, 1d (>= 1m)", "default": "1h"},
     )
     agg = ma.fields.String(
         load_default="mean", validate=validate.OneOf(("mean", "max", "min", "last", "sum", "count"))
@@ -118,7 +125,9 @@ class DeadLetterQuery(_Formatted):
     """``GET /dead-letters``."""
 
     since = Duration(
-        load_default=86400, metadata={"description": "how far back, at most 30d; default 24h"}
+        load_default=86400,
+        metadata={"description": "how far back, at most 30d", "default": "24h"},
+        pattern=WITHIN_30_DAYS,  # the view refuses more (dead letters are kept 30 days)
     )
     reason = ma.fields.String(validate=validate.Regexp(r"^[a-z0-9_]{1,40}$"))
     province = ma.fields.String(validate=PROVINCE_CODE)

@@ -27,7 +27,7 @@ from ioc.api import schemas
 from ioc.api.context import data, now_ns, require_operator, scope
 from ioc.api.http import csv_response, wants_csv
 from ioc.api.routes import Blueprint
-from ioc.api.routes.indicators import page
+from ioc.api.routes.indicators import CSV_DOC, page
 from ioc.catalog import Catalog, parse_period
 from ioc.errors import ApiProblem, LineProtocolError, PartialWriteError
 from ioc.settings import Settings
@@ -114,7 +114,7 @@ class Intake:
 class Feeds(MethodView):
     @blp.arguments(schemas.FeedsQuery, location="query")
     @blp.response(200, schemas.FeedPageSchema)
-    @blp.doc(responses={"200": {"content": {"text/csv": {"schema": {"type": "string"}}}}})
+    @blp.doc(**CSV_DOC)
     def get(self, args: dict[str, Any]) -> dict[str, Any] | Response:
         """Every registered source: last record, expected interval, live or stale, since when."""
         reader = data()
@@ -202,7 +202,7 @@ def request_app_intake() -> Intake:
 class DeadLetters(MethodView):
     @blp.arguments(schemas.DeadLetterQuery, location="query")
     @blp.response(200, schemas.DeadLetterListSchema)
-    @blp.doc(responses={"200": {"content": {"text/csv": {"schema": {"type": "string"}}}}})
+    @blp.doc(**CSV_DOC)
     def get(self, args: dict[str, Any]) -> dict[str, Any] | Response:
         """Recent rejected messages and readings with their reasons (operator keys only)."""
         require_operator()

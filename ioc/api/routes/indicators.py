@@ -22,7 +22,10 @@ blp = Blueprint(
     description="The catalog's indicators and their values per ward, province and nation.",
 )
 
-CSV_DOC = {"responses": {"200": {"content": {"text/csv": {"schema": {"type": "string"}}}}}}
+CSV_DOC = {"responses": {200: {"content": {"text/csv": {"schema": {"type": "string"}}}}}}
+"""The CSV alternative of a 200 answer. The key is the int 200, as ``@blp.response`` stores it, so
+that both media types are merged into one response; a "200" text key is a second entry that
+replaces the JSON one in the document."""
 VALUE_COLUMNS = (
     "indicator",
     "place.code",
