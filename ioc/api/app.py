@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any, cast
 
 from flask import Flask, Response, g, request
+from werkzeug.routing import BaseConverter
 
 from ioc import __version__
 from ioc.api import problems
@@ -86,12 +87,24 @@ def create_app(config: dict[str, Any] | None = None, *, settings: Settings | Non
     app.extensions[LIMITER_KEY] = RateLimiter.from_settings(settings)
     app.extensions[CACHE_KEY] = ResponseCache(settings.api_cache_seconds)
 
+    # Path parameter {key} of the indicator routes: documented as the catalog's keys (an unknown
+    # key still reaches the view, which answers 404 naming the known ones).
+    app.url_map.converters["indicator"] = IndicatorKey
     api = problems.ProblemApi(app)
+    api.register_converter(
+        IndicatorKey, lambda _converter: {"type": "string", "enum": sorted(catalog.indicators)}
+    )
     problems.init_app(app)
     for module in (indicators, places, feeds, health):
         api.register_blueprint(module.blp)
     _hooks(app, settings)
     return app
+
+
+class IndicatorKey(BaseConverter):
+    """An indicator key in a path (``/indicators/vn_aqi/...``)."""
+
+    regex = "[^/]{1,64}"
 
 
 def _hooks(app: Flask, settings: Settings) -> None:

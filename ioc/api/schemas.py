@@ -80,7 +80,10 @@ class LatestQuery(_Paged, _Formatted):
     level = ma.fields.String(
         load_default="province", validate=validate.OneOf(("nation", "province", "ward"))
     )
-    province = ma.fields.String(validate=PROVINCE_CODE, metadata={"description": "filter"})
+    province = ma.fields.String(
+        validate=PROVINCE_CODE,
+        metadata={"description": "only places in this province (none at level=nation)"},
+    )
 
 
 class RankingQuery(_Paged, _Formatted):
@@ -88,7 +91,11 @@ class RankingQuery(_Paged, _Formatted):
 
     level = ma.fields.String(load_default="province", validate=validate.OneOf(("province", "ward")))
     province = ma.fields.String(
-        validate=PROVINCE_CODE, metadata={"description": "rank the wards of this province"}
+        validate=PROVINCE_CODE,
+        metadata={
+            "description": "level=ward: rank the wards of this province; level=province: "
+            "only this province's row, with its national rank"
+        },
     )
 
 

@@ -43,7 +43,6 @@ def problem(response: Any, status: int) -> dict[str, Any]:
         ("/api/v1/indicators/vn_aqi/values?level=district", 400, ["'level'", "'district'"]),
         ("/api/v1/indicators/vn_aqi/values?levl=ward", 400, ["'levl'", "Unknown field"]),
         ("/api/v1/indicators/vn_aqi/values?page_size=501", 400, ["'page_size'", "'501'"]),
-        ("/api/v1/indicators/vn_aqi/values?level=nation&province=01", 400, ["'province'"]),
         ("/api/v1/indicators/vn_aqi/series", 400, ["'place'", "required"]),
         ("/api/v1/indicators/vn_aqi/series?place=01&interval=1s", 400, ["'interval'", "1m"]),
         ("/api/v1/indicators/vn_aqi/series?place=01&interval=fast", 400, ["'interval'", "'fast'"]),

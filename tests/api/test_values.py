@@ -156,6 +156,12 @@ def test_ranking_orders_best_first_with_ties_and_leaves_stale_places_unranked(
         ("48", 5, 5, True),
         ("79", None, 5, False),
     ]
+    own = body(get(client, keys.read, "/api/v1/indicators/vn_aqi/ranking?province=01"))
+    assert [(i["place"]["code"], i["rank"], i["of"]) for i in own["items"]] == [("01", 4, 5)]
+    nation = body(
+        get(client, keys.read, "/api/v1/indicators/vn_aqi/values?level=nation&province=01")
+    )
+    assert nation["items"] == []  # no nation-level place lies in a province
     tasks = body(get(client, keys.read, "/api/v1/indicators/task_completion_rate/ranking"))
     assert [(i["place"]["code"], i["rank"]) for i in tasks["items"]] == [
         ("96", 1),

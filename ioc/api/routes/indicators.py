@@ -95,7 +95,7 @@ class Indicators(MethodView):
         return {"items": [describe(i) for i in data().catalog.indicators.values()]}
 
 
-@blp.route("/indicators/<string:key>")
+@blp.route("/indicators/<indicator:key>")
 class IndicatorResource(MethodView):
     @blp.response(200, schemas.IndicatorSchema)
     def get(self, key: str) -> dict[str, Any]:
@@ -103,7 +103,7 @@ class IndicatorResource(MethodView):
         return describe(data().indicator(key))
 
 
-@blp.route("/indicators/<string:key>/values")
+@blp.route("/indicators/<indicator:key>/values")
 class LatestValues(MethodView):
     @blp.arguments(schemas.LatestQuery, location="query")
     @blp.response(200, schemas.ValuesPageSchema)
@@ -113,8 +113,7 @@ class LatestValues(MethodView):
         reader = data()
         indicator = reader.indicator(key)
         province = args.get("province")
-        if province is not None:
-            _filter_applies(args["level"], ("province", "ward"), province)
+        if province is not None:  # places in this province (none at level=nation)
             reader.province(province, scope())  # 404 for unknown or out-of-scope provinces
         items = reader.latest(indicator, args["level"], scope(), province=province, now_ns=now_ns())
         if wants_csv(args.get("format")):
@@ -124,7 +123,7 @@ class LatestValues(MethodView):
         return body
 
 
-@blp.route("/indicators/<string:key>/ranking")
+@blp.route("/indicators/<indicator:key>/ranking")
 class Ranking(MethodView):
     @blp.arguments(schemas.RankingQuery, location="query")
     @blp.response(200, schemas.RankingSchema)
@@ -135,11 +134,13 @@ class Ranking(MethodView):
         indicator = reader.indicator(key)
         province = args.get("province")
         if province is not None:
-            _filter_applies(args["level"], ("ward",), province)
             reader.province(province, scope())
-        ranking = reader.ranking(
-            indicator, args["level"], scope(), province=province, now_ns=now_ns()
-        )
+        # level=ward: the wards of that province ranked among themselves; level=province: the
+        # province's own row, ranked among all provinces
+        among = province if args["level"] == "ward" else None
+        ranking = reader.ranking(indicator, args["level"], scope(), province=among, now_ns=now_ns())
+        if province is not None and among is None:
+            ranking["items"] = [i for i in ranking["items"] if i["place"]["province"] == province]
         if wants_csv(args.get("format")):
             columns = ("rank", "of", "current", *VALUE_COLUMNS)
             return csv_response(ranking["items"], columns, f"{key}-ranking-{args['level']}")
@@ -153,7 +154,7 @@ class Ranking(MethodView):
         return body
 
 
-@blp.route("/indicators/<string:key>/series")
+@blp.route("/indicators/<indicator:key>/series")
 class Series(MethodView):
     @blp.arguments(schemas.SeriesQuery, location="query")
     @blp.response(200, schemas.SeriesSchema)
@@ -182,17 +183,6 @@ class Series(MethodView):
             "agg": args["agg"],
             "points": points,
         }
-
-
-def _filter_applies(level: str, levels: tuple[str, ...], province: str) -> None:
-    if level not in levels:
-        raise ApiProblem(
-            400,
-            "Bad Request",
-            f"query parameter 'province' = {province!r}: only applies with level="
-            f"{' or '.join(levels)}, not level={level}",
-            extra={"parameter": "province", "value": province},
-        )
 
 
 def _check_range(start: datetime, end: datetime, interval_s: int) -> None:
