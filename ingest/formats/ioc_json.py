@@ -38,6 +38,7 @@ import re
 
 from ingest.formats.model import (
     DEFAULT_MAX_BYTES,
+    MAX_EXACT_INT,
     NS_PER_S,
     RawReading,
     Value,
@@ -58,46 +59,73 @@ _METRIC = re.compile(r"[A-Za-z][A-Za-z0-9_.:-]{0,127}")
 _DOCUMENT_KEYS = frozenset({"v", "source", "time", "time_ms", "metrics"})
 _METRIC_KEYS = frozenset({"value", "unit"})
 
+# Names that already matched their pattern: a stream repeats a few sources and metric names, and a
+# set look-up is much cheaper than the regex. Bounded: cleared when full, so a sender of endless
+# distinct names costs a regex per name, never unbounded memory.
+_KNOWN_NAMES_MAX = 4096
+_known_sources: set[str] = set()
+_known_metrics: set[str] = set()
+
+
+def _remember(known: set[str], name: str) -> None:
+    """Add a name that matched its pattern to a cache of known-good names, within its bound."""
+    if len(known) >= _KNOWN_NAMES_MAX:
+        known.clear()
+    known.add(name)
+
 
 def parse_ioc_json(payload: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> tuple[RawReading, ...]:
     """Parse one IOC JSON message (a document or a batch) into readings, in message order."""
     message = decode_json(payload, max_bytes)
+    readings: list[RawReading] = []
     if isinstance(message, dict):
-        return tuple(_document(message, "$"))
+        _document(message, "$", readings)
+        return tuple(readings)
     if isinstance(message, list):
         if not message:
             raise PayloadError("empty_batch", "$: the batch is an empty array")
-        readings: list[RawReading] = []
         for index, item in enumerate(message):
             field = f"$[{index}]"
-            readings.extend(_document(obj(item, field), field))
+            _document(obj(item, field), field, readings)
         return tuple(readings)
     raise PayloadError("wrong_type", f"$: expected an object or an array, got {show(message)}")
 
 
-def _document(doc: dict[str, object], where: str) -> list[RawReading]:
-    """Read one document's readings, checking every key."""
-    for key in doc:
-        if key not in _DOCUMENT_KEYS:
-            raise PayloadError("unknown_field", f"{where}.{key}: unknown field")
+def _document(doc: dict[str, object], where: str, readings: list[RawReading]) -> None:
+    """Append one document's readings to ``readings``, checking every key."""
+    if not _DOCUMENT_KEYS.issuperset(doc):
+        for key in doc:
+            if key not in _DOCUMENT_KEYS:
+                raise PayloadError("unknown_field", f"{where}.{key}: unknown field")
     version = doc.get("v", FORMAT_VERSION)
     if version != FORMAT_VERSION or isinstance(version, bool):
         raise PayloadError("unsupported_version", f"{where}.v: {show(version)} is not 1")
     source = text(required(doc, "source", f"{where}.source"), f"{where}.source")
-    if _SOURCE.fullmatch(source) is None:
-        raise PayloadError("invalid_name", f"{where}.source: {show(source)} is not a source id")
+    if source not in _known_sources:
+        if _SOURCE.fullmatch(source) is None:
+            raise PayloadError("invalid_name", f"{where}.source: {show(source)} is not a source id")
+        _remember(_known_sources, source)
     time_ns = _time(doc, where)
     metrics = obj(required(doc, "metrics", f"{where}.metrics"), f"{where}.metrics")
     if not metrics:
         raise PayloadError("no_readings", f"{where}.metrics: no metric in the document")
-    readings = []
+    append = readings.append
     for name, raw in metrics.items():
+        # Fast path for the common case, a bare number under a name seen before: the same result
+        # as the full path below (tests/ingest/test_fastpath.py checks it against the reference).
+        if name in _known_metrics:
+            if type(raw) is float:  # orjson never yields nan or inf (see model.number)
+                append(RawReading(source, name, raw, None, time_ns))
+                continue
+            if type(raw) is int and -MAX_EXACT_INT <= raw <= MAX_EXACT_INT:
+                append(RawReading(source, name, float(raw), None, time_ns))
+                continue
         field = f"{where}.metrics.{name}"
         if _METRIC.fullmatch(name) is None:
             raise PayloadError("invalid_name", f"{field}: {show(name)} is not a metric name")
+        _remember(_known_metrics, name)
         value, unit = _metric(raw, field)
-        readings.append(RawReading(source, name, value, unit, time_ns))
-    return readings
+        append(RawReading(source, name, value, unit, time_ns))
 
 
 def _time(doc: dict[str, object], where: str) -> int:

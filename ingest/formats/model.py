@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 import orjson
 
@@ -36,14 +36,16 @@ NS_PER_S = 1_000_000_000
 Value = float | bool
 
 
-@dataclass(frozen=True, slots=True)
-class RawReading:
+class RawReading(NamedTuple):
     """One value of one quantity of one device at one time, as the payload stated it.
 
     ``device_ref`` is the identifier the payload carries (our source id, a TTS device_id, a
     ChirpStack devEui, a SenML base name); ``metric`` and ``unit`` together name the quantity
     (SenML records named by their unit alone have ``metric == ""``); ``value`` is a float, or a
     bool for on/off states; ``time`` is the device or network timestamp in Unix epoch ns.
+
+    A NamedTuple rather than a frozen dataclass: just as immutable and typed, and built about
+    three times faster, which counts at 16 readings per message on the collector's hot path.
     """
 
     device_ref: str

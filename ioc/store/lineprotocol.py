@@ -28,6 +28,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
+from operator import itemgetter
 
 from ioc.errors import LineProtocolError
 
@@ -135,22 +136,68 @@ def format_field_value(key: str, value: FieldValue) -> str:
     raise LineProtocolError(f"field {key!r}: unsupported type {type(value).__name__}")
 
 
+# Field keys repeat in every point: a dict look-up of the escaped key is cheaper than escape_key's
+# check and cache. Bounded like escape_key's cache (cleared when full).
+_FIELD_KEYS_MAX = 65_536
+_field_keys: dict[str, str] = {}
+
+
+def _remember_field_key(key: str, escaped: str) -> None:
+    if len(_field_keys) >= _FIELD_KEYS_MAX:
+        _field_keys.clear()
+    _field_keys[key] = escaped
+
+
+def _series_key(measurement: str, tags: Mapping[str, str]) -> str:
+    """``measurement,tag=value,...`` with tags sorted by key, escaped and checked."""
+    items = tuple(tags.items())
+    try:
+        return _cached_series_key(measurement, items)
+    except TypeError:  # an unhashable name: let the uncached path say what is wrong with it
+        return _build_series_key(measurement, items)
+
+
+# The tag set repeats for every point of a source: caching its escaped text per (measurement, every
+# tag key and value) saves one escape per name per point. A refusal raises and is not cached.
+@lru_cache(maxsize=65_536)
+def _cached_series_key(measurement: str, items: tuple[tuple[str, str], ...]) -> str:
+    return _build_series_key(measurement, items)
+
+
+def _build_series_key(measurement: str, items: tuple[tuple[str, str], ...]) -> str:
+    parts = [escape_measurement(measurement)]
+    for key, value in sorted(items, key=itemgetter(0)):
+        parts.append(f"{escape_key('tag key', key)}={escape_key('tag value', value)}")
+    return ",".join(parts)
+
+
 def encode_point(point: Point) -> str:
     """One point as one line of line protocol (without the trailing newline)."""
-    if not point.fields:
+    fields = point.fields
+    if not fields:
         raise LineProtocolError(f"point of measurement {point.measurement!r} has no fields")
     ts = point.time_ns
     if isinstance(ts, bool) or not isinstance(ts, int) or not _INT64_MIN <= ts <= _INT64_MAX:
         raise LineProtocolError(f"timestamp {ts!r} is not an int64 of nanoseconds")
-    parts = [escape_measurement(point.measurement)]
-    for key in sorted(point.tags):
-        parts.append(f"{escape_key('tag key', key)}={escape_key('tag value', point.tags[key])}")
-    head = ",".join(parts)
-    body = ",".join(
-        f"{escape_key('field key', key)}={format_field_value(key, point.fields[key])}"
-        for key in sorted(point.fields)
-    )
-    return f"{head} {body} {ts}"
+    head = _series_key(point.measurement, point.tags)
+    body = []
+    for key in sorted(fields):
+        value = fields[key]
+        # Fast path for a known field key and a plain float, int or bool value: the same text as
+        # escape_key and format_field_value (tests/store/test_lineprotocol_fastpath.py checks it).
+        escaped = _field_keys.get(key)
+        if escaped is None:
+            escaped = escape_key("field key", key)
+            _remember_field_key(key, escaped)
+        if type(value) is float and value - value == 0.0:  # finite: x - x is NaN for nan, inf
+            body.append(f"{escaped}={value!r}")
+        elif type(value) is int and _INT64_MIN <= value <= _INT64_MAX:
+            body.append(f"{escaped}={value}i")
+        elif type(value) is bool:
+            body.append(f"{escaped}=true" if value else f"{escaped}=false")
+        else:
+            body.append(f"{escaped}={format_field_value(key, value)}")
+    return f"{head} {','.join(body)} {ts}"
 
 
 def encode_points(points: Iterable[Point]) -> list[str]:
