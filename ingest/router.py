@@ -66,10 +66,14 @@ class Router:
                 return self._ours(parts, topic, payload, received_ns)
             if len(parts) == 5 and parts[0] == "v3" and parts[2] == "devices" and parts[4] == "up":
                 result = parse_tts(payload, max_bytes=self.max_bytes)
-                return self._lorawan(result.readings, result.ignored, topic, payload, received_ns)
+                return self._lorawan(
+                    result.readings, result.ignored, topic, payload, received_ns, device=parts[3]
+                )
             if len(parts) == 6 and parts[0] == "application" and parts[2] == "device":
                 result = parse_chirpstack(payload, event=parts[5], max_bytes=self.max_bytes)
-                return self._lorawan(result.readings, result.ignored, topic, payload, received_ns)
+                return self._lorawan(
+                    result.readings, result.ignored, topic, payload, received_ns, device=parts[3]
+                )
         except PayloadError as error:
             return self._dead(topic, payload, received_ns, error.reason, str(error))
         return self._dead(
@@ -136,14 +140,27 @@ class Router:
         topic: str,
         payload: bytes,
         received_ns: int,
+        *,
+        device: str,
     ) -> Routed:
         by_device: dict[str, list[RawReading]] = {}
         for reading in readings:
             by_device.setdefault(reading.device_ref, []).append(reading)
+        # The topic names the device (the broker's ACL lets a network server publish only for
+        # registered devices); a payload naming another device must not write for it.
+        strangers = [d for d in by_device if d.lower() != device.lower()]
+        if strangers:
+            return self._dead(
+                topic,
+                payload,
+                received_ns,
+                "topic_mismatch",
+                f"the payload names device {strangers[0]!r}, the topic {device!r}",
+            )
         points: list[Point] = []
         dead: list[DeadLetter] = []
-        for device, group in by_device.items():
-            source = self.catalog.registry.by_device_ref(device)
+        for named, group in by_device.items():
+            source = self.catalog.registry.by_device_ref(named)
             if source is None:
                 dead.extend(
                     self._dead(
@@ -151,7 +168,7 @@ class Router:
                         payload,
                         received_ns,
                         "unknown_source",
-                        f"device {device!r} is not in any source's device_refs",
+                        f"device {named!r} is not in any source's device_refs",
                     ).dead_letters
                 )
                 continue

@@ -6,6 +6,7 @@ Built once by :mod:`ioc.catalog.loader` from the data files and trusted everywhe
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
@@ -181,6 +182,14 @@ class Source:
     registered: str | None
 
 
+_DEV_EUI = re.compile(r"[0-9A-Fa-f]{16}")
+
+
+def _ref_key(ref: str) -> str:
+    """DevEUIs (16 hex digits) match whatever their case; other device names exactly."""
+    return ref.lower() if _DEV_EUI.fullmatch(ref) else ref
+
+
 @dataclass(frozen=True, slots=True)
 class Registry:
     """Every registered source, looked up by id or by the name a payload uses for the device."""
@@ -193,7 +202,7 @@ class Registry:
     def __post_init__(self) -> None:
         """Build the lookup tables once (the loader has checked uniqueness)."""
         by_id = {source.id: source for source in self.sources}
-        by_ref = {ref: source for source in self.sources for ref in source.device_refs}
+        by_ref = {_ref_key(ref): source for source in self.sources for ref in source.device_refs}
         object.__setattr__(self, "_by_id", MappingProxyType(by_id))
         object.__setattr__(self, "_by_ref", MappingProxyType(by_ref))
 
@@ -210,7 +219,7 @@ class Registry:
 
     def by_device_ref(self, ref: str) -> Source | None:
         """The source a payload's device name (TTS device id, DevEUI, SenML name) belongs to."""
-        found = self._by_ref.get(ref)
+        found = self._by_ref.get(_ref_key(ref))
         return found if found is not None else self._by_id.get(ref)
 
     def of_kind(self, *kinds: str) -> tuple[Source, ...]:
