@@ -33,6 +33,7 @@ MODULE_COMMANDS: dict[str, str] = {
     "devices": "ioc.devices",
     "bootstrap": "ioc.bootstrap",
     "run": "ioc.run",
+    "dashboards": "dashboards.command",
 }
 """Subcommands that live with their concept. Each module defines ``HELP`` (one line),
 ``configure(parser)`` (adds its arguments) and ``run(settings, args) -> exit code``; it must be

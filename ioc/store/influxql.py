@@ -9,7 +9,7 @@ backslashes) are refused here too, so that a name can always be written and quer
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from ioc.errors import LineProtocolError
 
@@ -184,3 +184,209 @@ def latest_self_metrics(db: str, measurement: str, *, group_by: str | None, rp: 
         f"SELECT * FROM {qualified(db, rp, measurement)} "
         f"WHERE time > $start AND time <= $end{group} ORDER BY time DESC LIMIT 1"
     )
+
+
+# --- more read-side query text: stage and detail series, raw readings, self-metrics -----------
+
+
+def field_series(
+    db: str,
+    *,
+    function: str,
+    field: str,
+    interval_s: int,
+    filters: Sequence[str],
+    group_by: Sequence[str] = (),
+    rp: str = "derived",
+) -> str:
+    """``function(field)`` of indicator points per bucket over [$start, $end), split by tags.
+
+    :func:`value_series` for another field than ``value`` (the flood ``stage``, a feed's
+    ``state``) and several places at once (``group_by=("source",)``).
+    """
+    if function not in AGGREGATES:
+        raise ValueError(f"unknown aggregate {function!r} (one of {sorted(AGGREGATES)})")
+    if interval_s < 1:
+        raise ValueError(f"interval must be at least 1 s, got {interval_s}")
+    where = _where(filters)
+    for tag in group_by:
+        if tag not in INDICATOR_TAGS:
+            raise ValueError(f"cannot group by {tag!r}: not an indicator tag")
+    groups = "".join(f", {quote_ident(tag)}" for tag in group_by)
+    return (
+        f"SELECT {function}({quote_ident(field)}) AS {quote_ident(field)} "
+        f"FROM {qualified(db, rp, INDICATOR_MEASUREMENT)} "
+        f"WHERE {where + ' AND ' if where else ''}time >= $start AND time < $end "
+        f"GROUP BY time({interval_s}s){groups} fill(none)"
+    )
+
+
+def latest_detail_values(
+    db: str,
+    *,
+    fields: Sequence[str],
+    filters: Sequence[str],
+    group_by: Sequence[str],
+    rp: str = "derived",
+) -> str:
+    """:func:`latest_values` with other fields beside ``value`` (formula details, location)."""
+    columns = ", ".join(['last("value") AS "value"'] + [quote_ident(field) for field in fields])
+    where = _where(filters)
+    for tag in group_by:
+        if tag not in INDICATOR_TAGS:
+            raise ValueError(f"cannot group by {tag!r}: not an indicator tag")
+    group = ", ".join(quote_ident(tag) for tag in group_by)
+    text = (
+        f"SELECT {columns} FROM {qualified(db, rp, INDICATOR_MEASUREMENT)} "
+        f"WHERE {where + ' AND ' if where else ''}time > $start AND time <= $end"
+    )
+    return f"{text} GROUP BY {group}" if group else text
+
+
+def latest_state_counts(db: str, *, indicator_filters: Sequence[str], rp: str = "derived") -> str:
+    """Per province, the sources whose latest live-ness ``state`` is ``$state``, in ($start, $end].
+
+    The inner query takes each source's newest point; the outer one counts those in the state.
+    """
+    inner = latest_detail_values(
+        db, fields=("state",), filters=indicator_filters, group_by=("province", "source"), rp=rp
+    )
+    return (
+        f'SELECT count("value") AS "count" FROM ({inner}) '
+        f'WHERE "state" = $state GROUP BY "province"'
+    )
+
+
+RAW_TAGS = ("province", "ward", "source")
+"""The tag keys of a raw reading (ingest/validate.py); the metrics are fields."""
+
+
+def latest_readings(
+    db: str,
+    measurement: str,
+    *,
+    fields: Sequence[str],
+    filters: Sequence[str],
+    group_by: Sequence[str],
+    rp: str = "raw",
+) -> str:
+    """Per group, the last reading of each field in ($start, $end] (a task register's counts)."""
+    for tag in (*filters, *group_by):
+        if tag not in RAW_TAGS:
+            raise ValueError(f"{tag!r} is not a tag of raw readings ({', '.join(RAW_TAGS)})")
+    columns = ", ".join(f"last({quote_ident(f)}) AS {quote_ident(f)}" for f in fields)
+    where = "".join(f"{quote_ident(tag)} = ${tag} AND " for tag in filters)
+    group = ", ".join(quote_ident(tag) for tag in group_by)
+    text = (
+        f"SELECT {columns} FROM {qualified(db, rp, measurement)} "
+        f"WHERE {where}time > $start AND time <= $end"
+    )
+    return f"{text} GROUP BY {group}" if group else text
+
+
+def self_metric_series(
+    db: str,
+    measurement: str,
+    *,
+    function: str,
+    field: str,
+    interval_s: int,
+    group_by: str | None = None,
+    rate: bool = False,
+    rp: str = "ops",
+) -> str:
+    """A process's self-metric per bucket over [$start, $end) (``rate``: per second, of a counter).
+
+    Counters (``received``, ``acked``...) restart at 0 with their process; a rate uses
+    ``non_negative_derivative`` so a restart shows as a gap, not as a negative rate.
+    """
+    if function not in AGGREGATES:
+        raise ValueError(f"unknown aggregate {function!r} (one of {sorted(AGGREGATES)})")
+    if interval_s < 1:
+        raise ValueError(f"interval must be at least 1 s, got {interval_s}")
+    selection = f"{function}({quote_ident(field)})"
+    if rate:
+        selection = f"non_negative_derivative({selection}, 1s)"
+    group = f", {quote_ident(group_by)}" if group_by else ""
+    return (
+        f"SELECT {selection} AS {quote_ident(field)} FROM {qualified(db, rp, measurement)} "
+        f"WHERE time >= $start AND time < $end GROUP BY time({interval_s}s){group} fill(none)"
+    )
+
+
+def dead_letter_counts(db: str, *, interval_s: int, rp: str = "ops") -> str:
+    """Dead letters per bucket and reason over [$start, $end)."""
+    if interval_s < 1:
+        raise ValueError(f"interval must be at least 1 s, got {interval_s}")
+    return (
+        f'SELECT count("message") AS "dead_letters" FROM {qualified(db, rp, "dead_letter")} '
+        f'WHERE time >= $start AND time < $end GROUP BY time({interval_s}s), "reason" fill(none)'
+    )
+
+
+def tag_values(db: str, key: str, *, filters: Sequence[str], rp: str = "derived") -> str:
+    """The values of indicator tag ``key`` among the points matching the filters."""
+    if key not in INDICATOR_TAGS:
+        raise ValueError(f"{key!r} is not an indicator tag ({', '.join(INDICATOR_TAGS)})")
+    where = _where(filters)
+    text = (
+        f"SHOW TAG VALUES ON {quote_ident(db)} FROM {qualified(db, rp, INDICATOR_MEASUREMENT)} "
+        f"WITH KEY = {quote_ident(key)}"
+    )
+    return f"{text} WHERE {where}" if where else text
+
+
+# --- Grafana: the same query text with Grafana's macros (dashboards/) -------------------------
+
+_TIME_BOUNDS = re.compile(r"time >=? \$start AND time <=? \$end")
+_INTERVAL = re.compile(r"GROUP BY time\([0-9]+s\)")
+_PARAMETER = re.compile(r'(?:("[a-z_]+") = )?\$([A-Za-z_][A-Za-z0-9_]*)')
+_GRAFANA_MACROS = frozenset({"timeFilter", "__interval"})
+
+
+def grafana_query(
+    text: str,
+    *,
+    literals: Mapping[str, str] | None = None,
+    variables: Mapping[str, str] | None = None,
+    window_s: int | None = None,
+    interval: bool = False,
+    timed: bool = True,
+) -> str:
+    """``text`` (built above, with bound ``$parameters``) as a Grafana InfluxQL raw query.
+
+    * The time bounds become ``$timeFilter`` (the dashboard's range) or, with ``window_s``,
+      ``time > now() - <window_s>s``: a stat then shows only a value young enough to be current.
+      ``timed=False`` for text without time bounds (``SHOW TAG VALUES``).
+    * ``literals``: parameters fixed by the board (``indicator``, ``level``) become quoted
+      literals; ``variables``: parameters taken from a template variable. A tag compared with a
+      variable becomes ``"tag" =~ /^$var$/`` (so an "All" or multi-value selection works too);
+      anywhere else the variable is a quoted literal ``'$var'``.
+    * ``interval``: ``GROUP BY time(<n>s)`` becomes ``GROUP BY time($__interval)``.
+
+    Every parameter must be given one way or the other, so no ``$name`` reaches Grafana unbound.
+    """
+    fixed = dict(literals or {})
+    chosen = dict(variables or {})
+    if timed:
+        if not _TIME_BOUNDS.search(text):
+            raise ValueError(f"no time bounds to replace in {text!r}")
+        bounds = "$timeFilter" if window_s is None else f"time > now() - {int(window_s)}s"
+        text = _TIME_BOUNDS.sub(lambda _: bounds, text)
+    if interval:
+        text = _INTERVAL.sub("GROUP BY time($__interval)", text)
+
+    def parameter(match: re.Match[str]) -> str:
+        tag, name = match.group(1), match.group(2)
+        compared = f"{tag} = " if tag else ""
+        if name in _GRAFANA_MACROS:
+            return match.group(0)
+        if name in fixed:
+            return compared + quote_literal(fixed[name])
+        if name in chosen:
+            if tag:
+                return f"{tag} =~ /^${chosen[name]}$/"
+            return f"'${chosen[name]}'"
+        raise ValueError(f"parameter ${name} of {text!r} is neither a literal nor a variable")
+
+    return _PARAMETER.sub(parameter, text)
