@@ -47,6 +47,7 @@ check: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/ioc dashboards check
 
 test: check
 	$(BIN)/python -m pytest -v --hypothesis-show-statistics

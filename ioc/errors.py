@@ -15,14 +15,15 @@ Every error the project raises on purpose derives from ``IocError``::
     │   ├── SpoolFullError       the size limit is reached: stop acknowledging (backpressure)
     │   ├── SpoolCorruptError    damage a crash cannot explain (names file and offset)
     │   └── SpoolLockedError     another process owns the spool directory
-    └── StoreError               InfluxDB refused or could not be reached
-        ├── PartialWriteError    400/422: some (or all) lines rejected; carries them with reasons
-        ├── QueryError           the InfluxQL statement was rejected
-        ├── AuthError            401/403: credentials missing or not allowed
-        ├── NotFoundError        database, retention policy, bucket or org does not exist
-        ├── ThrottledError       429 (or 503 with Retry-After): try again later   [retryable]
-        ├── ServerError          5xx                                               [retryable]
-        └── UnreachableError     connection refused, DNS failure, timeout          [retryable]
+    ├── StoreError               InfluxDB refused or could not be reached
+    │   ├── PartialWriteError    400/422: some (or all) lines rejected; carries them with reasons
+    │   ├── QueryError           the InfluxQL statement was rejected
+    │   ├── AuthError            401/403: credentials missing or not allowed
+    │   ├── NotFoundError        database, retention policy, bucket or org does not exist
+    │   ├── ThrottledError       429 (or 503 with Retry-After): try again later   [retryable]
+    │   ├── ServerError          5xx                                               [retryable]
+    │   └── UnreachableError     connection refused, DNS failure, timeout          [retryable]
+    └── GrafanaError             Grafana refused a request or is unreachable (names the request)
 
 ``StoreError.retryable`` tells a caller whether the same request may succeed later.
 """
@@ -174,3 +175,22 @@ class UnreachableError(StoreError):
     """No answer: connection refused, name not resolved, or timed out."""
 
     retryable = True
+
+
+class GrafanaError(IocError):
+    """Grafana refused a request (4xx/5xx) or could not be reached (``status`` None).
+
+    ``request`` is the method and path (``POST /api/dashboards/db``), ``detail`` Grafana's own
+    message (or the connection error); neither ever contains a credential.
+    """
+
+    def __init__(self, message: str, *, request: str, status: int | None, detail: str) -> None:
+        super().__init__(message)
+        self.request = request
+        self.status = status
+        self.detail = detail
+
+    @property
+    def retryable(self) -> bool:
+        """True when the same request may succeed later (unreachable, 429 or 5xx)."""
+        return self.status is None or self.status == 429 or self.status >= 500

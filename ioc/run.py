@@ -31,11 +31,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from ioc.errors import StackError
 from ioc.settings import Settings, settings_environment
 from ioc.stack import LocalStack, terminate_with_parent
+
+if TYPE_CHECKING:
+    from dashboards.local import LocalGrafana
 
 HELP = "the whole system with demo data: stack, collector, engine, API, simulator (make run)"
 
@@ -43,7 +46,11 @@ log = logging.getLogger(__name__)
 
 DEFAULT_HISTORY = "12h"
 """Enough for NowCast (12 hours of PM) and every hourly indicator; about a minute to publish."""
-STOP_ORDER = ("simulate", "engine", "api", "ingest")
+STOP_ORDER = ("grafana", "simulate", "engine", "api", "ingest")
+GRAFANA_HINT = (
+    "no grafana-server on PATH: the walls run in the compose stack of deploy/ "
+    "(README 'Walls'), or install Grafana and run `make run` again"
+)
 
 
 @dataclass
@@ -53,6 +60,8 @@ class Child:
     name: str
     argv: Sequence[str]
     log_file: Path
+    command: Sequence[str] | None = None  # a program other than ``ioc`` (Grafana)
+    extra_environment: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
     _log: IO[bytes] | None = field(default=None, repr=False)
 
@@ -60,12 +69,13 @@ class Child:
         """Start it in its own session (Ctrl-C is ours to forward), dying with us."""
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         self._log = self.log_file.open("ab")
+        argv = [*self.command] if self.command else [sys.executable, "-m", "ioc.cli", *self.argv]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "ioc.cli", *self.argv],
+            argv,
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT,
-            env=environment,
+            env={**environment, **self.extra_environment},
             start_new_session=True,
             preexec_fn=terminate_with_parent,  # noqa: PLW1509 - prctl only, no locks taken
         )
@@ -112,6 +122,7 @@ class Composition:
         self.environment.pop("IOC_ENV_FILE", None)  # the settings are complete already
         self.children: dict[str, Child] = {}
         self.demo_key: str | None = None
+        self.grafana: LocalGrafana | None = None
 
     def _say(self, text: str) -> None:
         print(text, file=self.out, flush=True)
@@ -132,6 +143,7 @@ class Composition:
             self._say(f"  {status.name:<10} {status.state:<8} {status.address}")
         self._child("ingest", "ingest")
         self._child("api", "api")
+        self._start_grafana()
         self.demo_key = self._demo_key()
         self._wait_api(timeout, stop)
         if stop.is_set():
@@ -154,6 +166,26 @@ class Composition:
         self._child("engine", "engine", "run")
         self._child("simulate", "simulate", "--history", "0m", *self._simulate_args())
         return True
+
+    def _start_grafana(self) -> None:
+        """Start a local Grafana with the generated walls, when one is installed."""
+        from dashboards.local import LocalGrafana, find_grafana  # noqa: PLC0415
+
+        command = find_grafana()
+        if command is None:
+            self._say(f"  grafana    {GRAFANA_HINT}")
+            return
+        self.grafana = LocalGrafana.prepare(self.settings, command, self.stack.var_dir)
+        child = Child(
+            "grafana",
+            (),
+            self.stack.log_dir / "grafana.log",
+            command=self.grafana.argv(),
+            extra_environment=self.grafana.environment(),
+        )
+        child.start(self.environment)
+        self.children["grafana"] = child
+        self._say(f"  grafana    starting     {self.grafana.url}")
 
     def _demo_key(self) -> str:
         from ioc.api.keys import KeyStore  # noqa: PLC0415 - only the demo needs a key at start
@@ -208,7 +240,13 @@ class Composition:
         self._say(
             f"  InfluxDB       {self.settings.influx_url} (database {self.settings.influx_db})"
         )
-        self._say("  Grafana        provisioning in deploy/grafana/provisioning (docs/deploy.md)")
+        if self.grafana is not None:
+            self._say(
+                f"  walls          {self.grafana.url}/d/ioc-national-overview  (anonymous viewer;"
+                f" admin password {self.grafana.admin_password})"
+            )
+        else:
+            self._say(f"  walls          {GRAFANA_HINT}")
         self._say(f"  logs           {self.stack.log_dir}/")
         self._say("Press Ctrl-C to stop everything.")
 

@@ -75,6 +75,7 @@ class Settings:
     api_keys_file: Path | None
     api_rate_limit: int
     api_cache_seconds: float
+    grafana_port: int
 
     @property
     def influx_port(self) -> int:
@@ -434,6 +435,13 @@ VARIABLES: tuple[Variable, ...] = (
         "5",
         _non_negative_float,
         "How long identical API queries are answered from a worker's cache (0: no cache).",
+    ),
+    Variable(
+        "IOC_GRAFANA_PORT",
+        "grafana_port",
+        "13000",
+        _port,
+        "Port of the Grafana that `ioc run` starts on loopback when grafana-server is installed.",
     ),
 )
 
