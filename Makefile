@@ -9,7 +9,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-DEB_PACKAGES := mosquitto influxdb victoria-metrics
+DEB_PACKAGES := mosquitto influxdb victoria-metrics prometheus-alertmanager
 STAMP := $(VENV)/.installed-stamp
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

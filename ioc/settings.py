@@ -76,6 +76,21 @@ class Settings:
     api_rate_limit: int
     api_cache_seconds: float
     grafana_port: int
+    alertmanager_url: str
+    alerts_id: str
+    alerts_interval: float
+    alerts_rules_file: Path | None
+    alerts_topic: str
+    alerts_webhook_url: str | None
+    alerts_email_to: str | None
+    wall_url: str | None
+    smtp_host: str | None
+    smtp_port: int
+    smtp_from: str
+    smtp_username: str | None
+    smtp_password: str | None
+    reminders_at: str
+    reminders_soon: str
 
     @property
     def influx_port(self) -> int:
@@ -97,6 +112,16 @@ class Settings:
     def api_state_dir(self) -> Path:
         """Where the API workers share state (the rate limiter's database)."""
         return self.api_keys_path.parent
+
+    @property
+    def alerts_state_dir(self) -> Path:
+        """Where an alert evaluator keeps its state (``<var>/alerts``)."""
+        return self.var_dir / "alerts"
+
+    @property
+    def wall_base_url(self) -> str:
+        """Base URL of the Grafana walls for links in alerts (``IOC_WALL_URL`` or local Grafana)."""
+        return self.wall_url or f"http://127.0.0.1:{self.grafana_port}"
 
     def retention_policies(self) -> dict[str, str]:
         """Retention policy name to duration; ``raw`` is the database's default policy."""
@@ -230,6 +255,42 @@ def _non_negative_float(text: str) -> float:
     if not (value >= 0 and value < float("inf")):
         raise ValueError("must be a number of seconds, 0 or more")
     return value
+
+
+def _optional_url(text: str) -> str | None:
+    if not text:
+        return None
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL with a host")
+    return text
+
+
+def _topic_prefix(text: str) -> str:
+    if not text or text.startswith("/") or text.endswith("/") or any(c in text for c in "#+"):
+        raise ValueError("must be an MQTT topic prefix without wildcards or outer '/'")
+    return text
+
+
+def _emails(text: str) -> str | None:
+    if not text:
+        return None
+    for address in text.split(","):
+        if not re.fullmatch(r"[^@\s,]+@[^@\s,]+", address.strip()):
+            raise ValueError("must be e-mail addresses separated by commas")
+    return ",".join(a.strip() for a in text.split(","))
+
+
+def _email(text: str) -> str:
+    if not re.fullmatch(r"[^@\s,]+@[^@\s,]+", text):
+        raise ValueError("must be an e-mail address")
+    return text
+
+
+def _time_of_day(text: str) -> str:
+    if not re.fullmatch(r"([01][0-9]|2[0-3]):[0-5][0-9]", text):
+        raise ValueError("must be a time of day HH:MM (Vietnam time, UTC+7)")
+    return text
 
 
 def _lookback(text: str) -> str:
@@ -443,6 +504,85 @@ VARIABLES: tuple[Variable, ...] = (
         _port,
         "Port of the Grafana that `ioc run` starts on loopback when grafana-server is installed.",
     ),
+    Variable(
+        "IOC_ALERTMANAGER_URL",
+        "alertmanager_url",
+        "http://127.0.0.1:19093",
+        _url,
+        "Alertmanager that receives the alerts (the local stack starts one on this port).",
+    ),
+    Variable(
+        "IOC_ALERTS_ID",
+        "alerts_id",
+        "alerts-1",
+        _name,
+        "An alert evaluator's name: MQTT client id ioc-<name>, state <var>/alerts/<name>.sqlite.",
+    ),
+    Variable(
+        "IOC_ALERTS_INTERVAL",
+        "alerts_interval",
+        "30",
+        _positive_float,
+        "Seconds between two evaluations of the alert rules.",
+    ),
+    Variable(
+        "IOC_ALERTS_RULES_FILE",
+        "alerts_rules_file",
+        "",
+        _optional_file,
+        "Operator alert rules (TOML), added to the rules generated from the catalog.",
+    ),
+    Variable(
+        "IOC_ALERTS_TOPIC",
+        "alerts_topic",
+        "ioc/alerts/v1",
+        _topic_prefix,
+        "MQTT prefix of the retained alert states: <prefix>/<province>/<rule>/<alert id>.",
+    ),
+    Variable(
+        "IOC_ALERTS_WEBHOOK_URL",
+        "alerts_webhook_url",
+        "",
+        _optional_url,
+        "Local Alertmanager: a webhook receiver for every notification (optional).",
+    ),
+    Variable(
+        "IOC_ALERTS_EMAIL_TO",
+        "alerts_email_to",
+        "",
+        _emails,
+        "Local Alertmanager: e-mail addresses that receive every notification (needs IOC_SMTP_*).",
+    ),
+    Variable(
+        "IOC_WALL_URL",
+        "wall_url",
+        "",
+        _optional_url,
+        "Base URL of the Grafana walls for links in alerts; default the local Grafana.",
+    ),
+    Variable("IOC_SMTP_HOST", "smtp_host", "", _optional, "SMTP server for e-mail (optional)."),
+    Variable("IOC_SMTP_PORT", "smtp_port", "25", _port, "SMTP server port."),
+    Variable(
+        "IOC_SMTP_FROM", "smtp_from", "ioc@localhost", _email, "Sender of alert and reminder mail."
+    ),
+    Variable("IOC_SMTP_USERNAME", "smtp_username", "", _optional, "SMTP user, if any."),
+    Variable(
+        "IOC_SMTP_PASSWORD", "smtp_password", "", _optional, "SMTP password, if any.", secret=True
+    ),
+    Variable(
+        "IOC_REMINDERS_AT",
+        "reminders_at",
+        "08:00",
+        _time_of_day,
+        "Time of day (Vietnam time) the reminder digests to late units are sent.",
+    ),
+    Variable(
+        "IOC_REMINDERS_SOON",
+        "reminders_soon",
+        "7d",
+        _lookback,
+        "Tasks due within this window are listed as soon due in the reminders.",
+    ),
 )
 
 _BY_NAME = {spec.name: spec for spec in VARIABLES}
@@ -527,6 +667,10 @@ def _cross_checks(values: Mapping[str, Any]) -> list[str]:
             "IOC_INFLUX_USERNAME and IOC_INFLUX_PASSWORD: set both or neither "
             f"(username={values['influx_username'] or ''!r})"
         )
+    if values["alerts_email_to"] and not values["smtp_host"]:
+        problems.append("IOC_ALERTS_EMAIL_TO is set but IOC_SMTP_HOST='' is empty")
+    if values["smtp_password"] and not values["smtp_username"]:
+        problems.append("IOC_SMTP_PASSWORD is set but IOC_SMTP_USERNAME='' is empty")
     if values["mqtt_password"] and not values["mqtt_username"]:
         problems.append("IOC_MQTT_PASSWORD is set but IOC_MQTT_USERNAME='' is empty")
     return problems
