@@ -390,3 +390,44 @@ def grafana_query(
         raise ValueError(f"parameter ${name} of {text!r} is neither a literal nor a variable")
 
     return _PARAMETER.sub(parameter, text)
+
+
+# --- alerts: raw means against limits, and the alert history ---------------------------------
+
+
+def metric_means(db: str, measurement: str, *, field: str, rp: str = "raw") -> str:
+    """Per source (with its ward and province), the mean of one raw field in ($start, $end]."""
+    return (
+        f'SELECT mean({quote_ident(field)}) AS "value", count({quote_ident(field)}) AS "n" '
+        f"FROM {qualified(db, rp, measurement)} WHERE time > $start AND time <= $end "
+        'GROUP BY "province", "ward", "source"'
+    )
+
+
+ALERT_MEASUREMENT = "alert"
+"""Measurement (policy ``derived``) of alert state changes, written by ``ioc alerts``."""
+ALERT_FIELDS = (
+    "alertname",
+    "rule",
+    "severity",
+    "state",
+    "previous",
+    "value",
+    "threshold",
+    "summary_vi",
+    "summary_en",
+    "fingerprint",
+)
+"""The fields of an alert state change; its tags are the indicator tags that apply."""
+
+
+def alert_history(db: str, *, province: bool, limit: int, rp: str = "derived") -> str:
+    """Alert state changes in ($start, $end], newest first, optionally of one ``$province``."""
+    if not 1 <= limit <= 10_000:
+        raise ValueError(f"limit must be between 1 and 10000, got {limit}")
+    where = '"province" = $province AND ' if province else ""
+    columns = ", ".join(quote_ident(name) for name in (*ALERT_FIELDS, "province", "ward", "source"))
+    return (
+        f"SELECT {columns} FROM {qualified(db, rp, ALERT_MEASUREMENT)} "
+        f"WHERE {where}time > $start AND time <= $end ORDER BY time DESC LIMIT {limit}"
+    )

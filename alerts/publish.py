@@ -1,0 +1,71 @@
+"""Alert states pushed to walls and sirens over MQTT: retained, so a display that connects late
+still gets the current state of every alert without polling.
+
+Topic: ``<IOC_ALERTS_TOPIC>/<province | VN>/<alertname>/<fingerprint>``, QoS 1, retained. Payload:
+JSON ``{state, previous, at, since, labels, annotations, value, fingerprint}``; ``state`` is
+``pending``, ``firing``, ``resolved`` or ``inactive`` (a pending alert that did not last). A
+display subscribes to ``ioc/alerts/v1/46/#`` for Huế, or ``ioc/alerts/v1/+/flood-alarm/#`` for
+every flood alarm.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.reasoncodes import ReasonCode
+
+from ioc.errors import IocError
+from ioc.mqtt import make_client
+from ioc.settings import Settings
+
+log = logging.getLogger(__name__)
+
+__all__ = ["MqttPublisher", "PublishError"]
+
+
+class PublishError(IocError, OSError):
+    """An alert state could not be handed to the broker."""
+
+
+class MqttPublisher:
+    """A connected MQTT client that publishes retained alert states (reconnects by itself)."""
+
+    def __init__(self, settings: Settings, *, timeout: float = 5.0) -> None:
+        self.timeout = timeout
+        self._connected = threading.Event()
+        self.client = make_client(settings, f"ioc-{settings.alerts_id}")
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.reconnect_delay_set(1, 30)
+        self.client.connect_async(settings.mqtt_host, settings.mqtt_port, keepalive=30)
+        self.client.loop_start()
+
+    def _on_connect(
+        self, _c: mqtt.Client, _u: object, _f: object, reason: ReasonCode, _p: object
+    ) -> None:
+        if not reason.is_failure:
+            self._connected.set()
+        else:
+            log.warning("alert publisher: broker refused the connection: %s", reason)
+
+    def _on_disconnect(self, *_args: object) -> None:
+        self._connected.clear()
+
+    def publish(self, topic: str, payload: bytes) -> None:
+        """Publish retained at QoS 1 and wait for the broker's PUBACK; PublishError otherwise."""
+        if not self._connected.wait(self.timeout):
+            raise PublishError(f"MQTT broker not connected; {topic} not published")
+        info = self.client.publish(topic, payload, qos=1, retain=True)
+        try:
+            info.wait_for_publish(self.timeout)
+        except (RuntimeError, ValueError) as error:
+            raise PublishError(f"{topic}: {error}") from None
+        if not info.is_published():
+            raise PublishError(f"{topic}: no PUBACK within {self.timeout:g} s")
+
+    def close(self) -> None:
+        """Disconnect and stop the network thread."""
+        self.client.disconnect()
+        self.client.loop_stop()
