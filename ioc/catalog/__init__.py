@@ -9,13 +9,22 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from ioc.catalog.loader import FORMULAS, INDICATORS_FILE, SOURCES_FILE, load_catalog, parse_period
+from ioc.catalog.loader import (
+    FORMULAS,
+    INDICATORS_FILE,
+    SOURCES_FILE,
+    VIETNAM_LAT,
+    VIETNAM_LON,
+    load_catalog,
+    parse_period,
+)
 from ioc.catalog.model import (
     Band,
     Catalog,
     Direction,
     Indicator,
     Kind,
+    Location,
     Method,
     Metric,
     MetricType,
@@ -30,11 +39,14 @@ __all__ = [
     "FORMULAS",
     "INDICATORS_FILE",
     "SOURCES_FILE",
+    "VIETNAM_LAT",
+    "VIETNAM_LON",
     "Band",
     "Catalog",
     "Direction",
     "Indicator",
     "Kind",
+    "Location",
     "Method",
     "Metric",
     "MetricType",

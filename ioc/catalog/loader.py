@@ -24,6 +24,7 @@ from ioc.catalog.model import (
     Direction,
     Indicator,
     Kind,
+    Location,
     Method,
     Metric,
     MetricType,
@@ -43,6 +44,8 @@ __all__ = [
     "KEY_PATTERN",
     "SOURCES_FILE",
     "SOURCE_ID_PATTERN",
+    "VIETNAM_LAT",
+    "VIETNAM_LON",
     "load_catalog",
     "parse_period",
 ]
@@ -70,6 +73,14 @@ _PERIOD = re.compile(r"^([1-9][0-9]*)(m|h|d)$")
 _UNIT_SECONDS = {"m": 60, "h": 3600, "d": 86400}
 _DAY = 86400
 _THRESHOLD_NAMES = ("warning", "critical")
+
+VIETNAM_LAT = (7.5, 23.5)
+"""Latitudes a registry location may have: Vietnam with its islands (docs/decisions.md).
+
+From the DK1 platforms and Trường Sa reefs (about 7.5-8.2° N) to Lũng Cú (23.39° N)."""
+VIETNAM_LON = (102.0, 117.9)
+"""Longitudes a registry location may have: from A Pa Chải (102.14° E) to the eastern Trường Sa
+(Spratly) features; the box is a sanity check against swapped or mistyped coordinates."""
 
 
 def parse_period(text: str) -> int:
@@ -173,6 +184,34 @@ class _IndicatorSchema(_Strict):
     reference = fields.String(required=True, validate=validate.Length(min=1))
 
 
+class _Degrees(fields.Float):
+    """A coordinate written as a TOML number: a quoted "21.03" is a mistake, not a number."""
+
+    default_error_messages = {  # noqa: RUF012 - marshmallow's own class attribute
+        "invalid": "{input!r} is not a number of degrees",
+    }
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> float:
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+def _within(bounds: tuple[float, float], what: str) -> validate.Range:
+    return validate.Range(
+        *bounds, error=f"{{input}} is outside Vietnam's {what} {{min}} to {{max}} (with islands)"
+    )
+
+
+class _LocationSchema(_Strict):
+    error_messages = {  # noqa: RUF012 - marshmallow's own class attribute
+        "type": "must be a table such as { lat = 21.0285, lon = 105.8542 }",
+    }
+
+    lat = _Degrees(required=True, validate=_within(VIETNAM_LAT, "latitudes"))
+    lon = _Degrees(required=True, validate=_within(VIETNAM_LON, "longitudes"))
+
+
 class _SourceSchema(_Strict):
     id = fields.String(
         required=True,
@@ -196,6 +235,12 @@ class _SourceSchema(_Strict):
         fields.String(validate=validate.Length(min=1, max=256)), load_default=list
     )
     registered = fields.Date(load_default=None)
+    location = fields.Nested(_LocationSchema, load_default=None)
+    contact = fields.List(
+        fields.String(validate=validate.Email(error="{input!r} is not an e-mail address")),
+        load_default=list,
+        validate=validate.Length(min=1, error="give at least one address, or leave contact out"),
+    )
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -213,6 +258,9 @@ def _flatten(messages: Any, prefix: str = "") -> list[str]:
     if isinstance(messages, Mapping):
         lines: list[str] = []
         for name, inner in messages.items():
+            if name == "_schema":  # about the nested table as a whole: name the table itself
+                lines.extend(_flatten(inner, prefix))
+                continue
             lines.extend(_flatten(inner, f"{prefix}{name}." if prefix or name else ""))
         return lines
     if isinstance(messages, list) and all(isinstance(m, str) for m in messages):
@@ -443,6 +491,7 @@ def _check_station(problems: _Problems, label: str, e: dict[str, Any]) -> None:
 
 def _source(e: dict[str, Any]) -> Source:
     registered: date | None = e["registered"]
+    location: dict[str, float] | None = e["location"]
     return Source(
         id=e["id"],
         kind=e["kind"],
@@ -455,6 +504,8 @@ def _source(e: dict[str, Any]) -> Source:
         url=e["url"],
         device_refs=tuple(e["device_refs"]),
         registered=registered.isoformat() if registered else None,
+        location=Location(location["lat"], location["lon"]) if location else None,
+        contact=tuple(e["contact"]),
     )
 
 

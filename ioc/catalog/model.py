@@ -18,6 +18,7 @@ __all__ = [
     "Direction",
     "Indicator",
     "Kind",
+    "Location",
     "Method",
     "Metric",
     "MetricType",
@@ -166,8 +167,20 @@ class Indicator:
 
 
 @dataclass(frozen=True, slots=True)
+class Location:
+    """Where a station stands, in WGS 84 degrees (the walls' maps; written as fields)."""
+
+    lat: float
+    lon: float
+
+
+@dataclass(frozen=True, slots=True)
 class Source:
-    """A registered device, departmental feed or probe: where it is and how often it reports."""
+    """A registered device, departmental feed or probe: where it is and how often it reports.
+
+    ``contact`` are the e-mail addresses of the unit responsible for the source (a department or
+    a commune office), for reminders to late units.
+    """
 
     id: str
     kind: str
@@ -180,6 +193,8 @@ class Source:
     url: str | None
     device_refs: tuple[str, ...]
     registered: str | None
+    location: Location | None = None
+    contact: tuple[str, ...] = ()
 
 
 _DEV_EUI = re.compile(r"[0-9A-Fa-f]{16}")

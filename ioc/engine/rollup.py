@@ -128,6 +128,8 @@ def _source_value(
         source=source.id,
         numerator=value.numerator,
         denominator=value.denominator,
+        latitude=source.location.lat if source.location else None,
+        longitude=source.location.lon if source.location else None,
         details=value.details,
     )
 

@@ -6,7 +6,9 @@ A point per indicator, place and period end::
         coverage=3i,expected=3i,sources=3i,origin="01-air-cau-giay",origin_ward="00167" <end>
 
 Tags are the allowlisted keys only (indicator, level, unit, province, ward, source); everything
-else is a field. Derived values are stamped with the end of their period (DESIGN.md "Time").
+else is a field, including a located source's ``latitude`` and ``longitude`` on its source-level
+points (the walls' maps). Derived values are stamped with the end of their period (DESIGN.md
+"Time").
 """
 
 from __future__ import annotations
@@ -72,6 +74,8 @@ class IndicatorValue:
     origin: str | None = None
     origin_ward: str | None = None
     origin_province: str | None = None
+    latitude: float | None = None  # source level: the registry location of the source
+    longitude: float | None = None
     details: Mapping[str, FieldValue] = field(default_factory=lambda: MappingProxyType({}))
 
     def to_point(self) -> Point:
@@ -94,6 +98,8 @@ class IndicatorValue:
             "origin": self.origin,
             "origin_ward": self.origin_ward,
             "origin_province": self.origin_province,
+            "latitude": None if self.latitude is None else float(self.latitude),
+            "longitude": None if self.longitude is None else float(self.longitude),
         }
         fields.update({k: v for k, v in optional.items() if v is not None})
         fields.update(self.details)
