@@ -23,7 +23,8 @@ Every error the project raises on purpose derives from ``IocError``::
     │   ├── ThrottledError       429 (or 503 with Retry-After): try again later   [retryable]
     │   ├── ServerError          5xx                                               [retryable]
     │   └── UnreachableError     connection refused, DNS failure, timeout          [retryable]
-    └── GrafanaError             Grafana refused a request or is unreachable (names the request)
+    ├── GrafanaError             Grafana refused a request or is unreachable (names the request)
+    └── AlertmanagerError        Alertmanager refused a request or is unreachable (URL, status)
 
 ``StoreError.retryable`` tells a caller whether the same request may succeed later.
 """
@@ -189,6 +190,25 @@ class GrafanaError(IocError):
         self.request = request
         self.status = status
         self.detail = detail
+
+    @property
+    def retryable(self) -> bool:
+        """True when the same request may succeed later (unreachable, 429 or 5xx)."""
+        return self.status is None or self.status == 429 or self.status >= 500
+
+
+class AlertmanagerError(IocError):
+    """Alertmanager refused a request (4xx/5xx) or could not be reached (``status`` None).
+
+    The message names the method, the URL, and the status with Alertmanager's own answer (or the
+    connection error); ``body`` is that answer, shortened.
+    """
+
+    def __init__(self, message: str, *, url: str, status: int | None, body: str) -> None:
+        super().__init__(message)
+        self.url = url
+        self.status = status
+        self.body = body
 
     @property
     def retryable(self) -> bool:

@@ -1,12 +1,16 @@
-"""The local stack: Mosquitto and InfluxDB 1.x from Debian's packages, as our child processes.
+"""The local stack: Mosquitto, InfluxDB 1.x and Alertmanager from Debian's packages, as our
+child processes.
 
-``ioc stack up`` renders the project's config files (``deploy/local/*.conf.in``) into
-``<var>/run/``, starts each server bound to loopback on the configured ports with its data under
+``ioc stack up`` renders the project's config files (``deploy/local/*.in``) into ``<var>/run/``,
+starts each server bound to loopback on the configured ports with its data under
 ``<var>/<service>/`` and its output in ``<var>/log/<service>.log``, waits until the broker answers
-CONNECT with CONNACK and InfluxDB answers ``/ping``, then creates the database and retention
-policies. Each started process is recorded in ``<var>/run/<service>.pid`` together with its start
-time, so ``down`` stops exactly the processes ``up`` started (a recycled pid is never signalled).
-Nothing is installed here: missing binaries are reported with the command that installs them.
+CONNECT with CONNACK, InfluxDB answers ``/ping`` and Alertmanager ``/-/ready``, then creates the
+database and retention policies. Alertmanager's receivers come from the settings
+(``IOC_ALERTS_WEBHOOK_URL``, ``IOC_ALERTS_EMAIL_TO`` with ``IOC_SMTP_*``; else a null receiver),
+its clustering is off. Each started process is recorded in ``<var>/run/<service>.pid``
+together with its start time, so ``down`` stops exactly the processes ``up`` started (a recycled
+pid is never signalled). Nothing is installed here: missing binaries are reported with the
+command that installs them.
 """
 
 from __future__ import annotations
@@ -26,8 +30,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from string import Template
+from urllib.parse import urlsplit
 
-from ioc.errors import StackError, StoreError
+from alerts.alertmanager import Alertmanager
+from ioc.errors import AlertmanagerError, StackError, StoreError
 from ioc.mqtt import connack
 from ioc.settings import PROJECT_ROOT, Settings, is_loopback
 from ioc.store import Store
@@ -35,12 +41,92 @@ from ioc.store import Store
 log = logging.getLogger(__name__)
 
 TEMPLATES = PROJECT_ROOT / "deploy" / "local"
-SERVICES = ("mosquitto", "influxdb")
+ALERTMANAGER_TEMPLATES = PROJECT_ROOT / "deploy" / "alertmanager" / "ioc.tmpl"
+SERVICES = ("mosquitto", "influxdb", "alertmanager")
 _BINARIES = {
     "mosquitto": ("mosquitto", "/usr/sbin/mosquitto", "mosquitto"),
     "influxdb": ("influxd", "/usr/bin/influxd", "influxdb"),
+    "alertmanager": (
+        "prometheus-alertmanager",
+        "/usr/bin/prometheus-alertmanager",
+        "prometheus-alertmanager",
+    ),
+}
+_CONFIG_FILES = {
+    "mosquitto": "mosquitto.conf",
+    "influxdb": "influxdb.conf",
+    "alertmanager": "alertmanager.yml",
 }
 _PR_SET_PDEATHSIG = 1
+
+
+@dataclass(frozen=True, slots=True)
+class AlertTimings:
+    """Alertmanager's notification timings (durations in its syntax: ``30s``, ``5m``, ``4h``).
+
+    ``group_wait``: how long a new group waits for more alerts before its first notification;
+    ``group_interval``: how long before a changed group is notified again; ``repeat_interval``:
+    how long before an unchanged, still firing group is notified again. Tests use seconds.
+    """
+
+    group_wait: str = "30s"
+    group_interval: str = "5m"
+    repeat_interval: str = "4h"
+
+
+def _yaml_string(value: str) -> str:
+    """A YAML double-quoted scalar (JSON's string escapes are YAML's)."""
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _receivers_block(settings: Settings) -> str:
+    """The receiver ``ioc`` as YAML lines (webhook and/or e-mail), or "" when neither is set."""
+    lines: list[str] = []
+    if settings.alerts_webhook_url:
+        lines += [
+            "    webhook_configs:",
+            f"      - url: {_yaml_string(settings.alerts_webhook_url)}",
+            "        send_resolved: true",
+        ]
+    if settings.alerts_email_to and settings.smtp_host:
+        host = settings.smtp_host
+        smarthost = f"[{host}]" if ":" in host else host
+        lines += [
+            "    email_configs:",
+            f"      - to: {_yaml_string(settings.alerts_email_to)}",
+            f"        from: {_yaml_string(settings.smtp_from)}",
+            f"        smarthost: {_yaml_string(f'{smarthost}:{settings.smtp_port}')}",
+            # A loopback relay (or the tests' SMTP server) speaks plain SMTP; others need TLS.
+            f"        require_tls: {'false' if is_loopback(host) else 'true'}",
+        ]
+        if settings.smtp_username:
+            lines.append(f"        auth_username: {_yaml_string(settings.smtp_username)}")
+        if settings.smtp_password:
+            lines.append(f"        auth_password: {_yaml_string(settings.smtp_password)}")
+        lines += [
+            "        send_resolved: true",
+            "        headers:",
+            """          Subject: '{{ template "ioc.email.subject" . }}'""",
+            """        text: '{{ template "ioc.email.text" . }}'""",
+        ]
+    return "\n".join(["  - name: ioc", *lines]) + "\n" if lines else ""
+
+
+def render_alertmanager_config(
+    settings: Settings, run_dir: Path, timings: AlertTimings = AlertTimings()
+) -> str:
+    """The local Alertmanager's configuration (deploy/local/alertmanager.yml.in) for settings."""
+    receivers = _receivers_block(settings)
+    template = Template((TEMPLATES / "alertmanager.yml.in").read_text())
+    return template.substitute(
+        run_dir=run_dir,
+        templates=_yaml_string(str(ALERTMANAGER_TEMPLATES)),
+        receiver="ioc" if receivers else '"null"',
+        receivers=receivers,
+        group_wait=timings.group_wait,
+        group_interval=timings.group_interval,
+        repeat_interval=timings.repeat_interval,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,10 +197,12 @@ def port_is_free(host: str, port: int) -> bool:
 
 
 class LocalStack:
-    """Start, stop and report the local Mosquitto and InfluxDB of one ``var`` directory."""
+    """Start, stop and report the local Mosquitto, InfluxDB and Alertmanager of one ``var``
+    directory; ``alert_timings`` are the local Alertmanager's (tests shorten them)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, alert_timings: AlertTimings = AlertTimings()) -> None:
         self.settings = settings
+        self.alert_timings = alert_timings
         self.started_now: tuple[str, ...] = ()
         self.var_dir = settings.var_dir
         self.run_dir = self.var_dir / "run"
@@ -135,9 +223,17 @@ class LocalStack:
 
     def _address(self, service: str) -> tuple[str, int]:
         s = self.settings
-        return (
-            (s.mqtt_host, s.mqtt_port) if service == "mosquitto" else (s.influx_host, s.influx_port)
-        )
+        if service == "mosquitto":
+            return s.mqtt_host, s.mqtt_port
+        if service == "influxdb":
+            return s.influx_host, s.influx_port
+        url = urlsplit(s.alertmanager_url)
+        return url.hostname or "", url.port or (443 if url.scheme == "https" else 80)
+
+    def _ports(self, service: str) -> tuple[int, ...]:
+        """Every port a service binds."""
+        port = self._address(service)[1]
+        return (port, self.settings.influx_rpc_port) if service == "influxdb" else (port,)
 
     # --- records -----------------------------------------------------------------------------
 
@@ -168,81 +264,125 @@ class LocalStack:
 
     # --- up ----------------------------------------------------------------------------------
 
-    def _check_addresses(self) -> None:
+    def _check_addresses(self, services: tuple[str, ...]) -> None:
         s = self.settings
-        for variable, host in (("IOC_MQTT_HOST", s.mqtt_host), ("IOC_INFLUX_URL", s.influx_host)):
+        hosts = {
+            "mosquitto": ("IOC_MQTT_HOST", s.mqtt_host),
+            "influxdb": ("IOC_INFLUX_URL", s.influx_host),
+            "alertmanager": ("IOC_ALERTMANAGER_URL", self._address("alertmanager")[0]),
+        }
+        for service in services:
+            variable, host = hosts[service]
             if not is_loopback(host):
                 raise StackError(
                     f"{variable} points at {host!r}: the local stack serves on loopback only. "
                     "Use an existing server instead of `ioc stack up`, or point the variable at "
                     "127.0.0.1."
                 )
-        if s.influx_api != "v1":
+        if "influxdb" in services and s.influx_api != "v1":
             raise StackError("the local stack runs InfluxDB 1.x: set IOC_INFLUX_API=v1 to use it")
+        if "alertmanager" in services and urlsplit(s.alertmanager_url).scheme != "http":
+            raise StackError(
+                f"IOC_ALERTMANAGER_URL={s.alertmanager_url!r}: the local Alertmanager serves "
+                "plain http on loopback"
+            )
         ports = {
             "IOC_MQTT_PORT": s.mqtt_port,
             "IOC_INFLUX_URL port": s.influx_port,
             "IOC_INFLUX_RPC_PORT": s.influx_rpc_port,
+            "IOC_ALERTMANAGER_URL port": self._address("alertmanager")[1],
         }
         if len(set(ports.values())) != len(ports):
             raise StackError(f"the stack's ports must differ: {ports}")
 
     def _render(self, service: str) -> Path:
         host, port = self._address(service)
-        template = Template((TEMPLATES / f"{service}.conf.in").read_text())
-        text = template.substitute(
-            host=host,
-            port=port,
-            rpc_port=self.settings.influx_rpc_port,
-            data_dir=self.data_dir(service),
-            run_dir=self.run_dir,
-            user=getpass.getuser(),
-        )
-        path = self.run_dir / f"{service}.conf"
-        path.write_text(text)
+        if service == "alertmanager":
+            text = render_alertmanager_config(self.settings, self.run_dir, self.alert_timings)
+        else:
+            template = Template((TEMPLATES / f"{service}.conf.in").read_text())
+            text = template.substitute(
+                host=host,
+                port=port,
+                rpc_port=self.settings.influx_rpc_port,
+                data_dir=self.data_dir(service),
+                run_dir=self.run_dir,
+                user=getpass.getuser(),
+            )
+        path = self.run_dir / _CONFIG_FILES[service]
+        # Owner-only: Alertmanager's may hold the SMTP password.
+        path.unlink(missing_ok=True)
+        with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as out:
+            out.write(text)
         return path
 
     def _argv(self, service: str, config: Path) -> tuple[str, ...]:
         binary = find_binary(service)
         if service == "mosquitto":
             return (binary, "-c", str(config))
-        return (binary, "run", "-config", str(config))
+        if service == "influxdb":
+            return (binary, "run", "-config", str(config))
+        host, port = self._address(service)
+        listen = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        return (
+            binary,
+            f"--config.file={config}",
+            f"--storage.path={self.data_dir(service)}",
+            f"--web.listen-address={listen}",
+            f"--web.external-url={self.settings.alertmanager_url.rstrip('/')}",
+            "--cluster.listen-address=",  # no clustering (gossip port) for the local one
+        )
 
-    def up(self, *, timeout: float = 60.0, die_with_parent: bool = False) -> list[ServiceStatus]:
-        """Start whatever is not running, wait until both answer, create the schema."""
-        self._check_addresses()
-        for path in (self.run_dir, self.log_dir, *(self.data_dir(s) for s in SERVICES)):
+    def up(
+        self,
+        *,
+        timeout: float = 60.0,
+        die_with_parent: bool = False,
+        services: tuple[str, ...] = SERVICES,
+    ) -> list[ServiceStatus]:
+        """Start whatever is not running, wait until each answers, create the schema."""
+        unknown = set(services) - set(SERVICES)
+        if unknown:
+            raise ValueError(f"unknown services {sorted(unknown)}; the stack has {SERVICES}")
+        services = tuple(s for s in SERVICES if s in services)
+        self._check_addresses(services)
+        for path in (self.run_dir, self.log_dir, *(self.data_dir(s) for s in services)):
             path.mkdir(parents=True, exist_ok=True)
         started: list[str] = []
         self.started_now = ()
+        answers: dict[str, Callable[[], bool]] = {
+            "mosquitto": lambda: connack(self.settings, timeout=1.0) is None,
+            "influxdb": self._influx_answers,
+            "alertmanager": self._alertmanager_answers,
+        }
         try:
-            for service in SERVICES:
+            for service in services:
                 if self._read_record(service) is not None:
                     log.info("%s already runs (pid file %s)", service, self._pid_file(service))
                     continue
                 self._start(service, die_with_parent=die_with_parent)
                 started.append(service)
             deadline = time.monotonic() + timeout
-            self._wait("mosquitto", deadline, lambda: connack(self.settings, timeout=1.0) is None)
-            self._wait("influxdb", deadline, self._influx_answers)
-            with Store(self.settings) as store:
-                store.ensure_schema()
+            for service in services:
+                self._wait(service, deadline, answers[service])
+            if "influxdb" in services:
+                with Store(self.settings) as store:
+                    store.ensure_schema()
         except BaseException:
             for service in reversed(started):
                 self._stop(service, timeout=10.0)
             raise
         self.started_now = tuple(started)
-        return self.status()
+        return self.status(services)
 
     def _start(self, service: str, *, die_with_parent: bool) -> None:
         host, port = self._address(service)
-        needed = (port,) if service == "mosquitto" else (port, self.settings.influx_rpc_port)
-        busy = [p for p in needed if not port_is_free(host, p)]
+        busy = [p for p in self._ports(service) if not port_is_free(host, p)]
         if busy:
             raise StackError(
                 f"cannot start {service}: port {busy[0]} on {host} is already in use by another "
-                "process; choose other ports with IOC_MQTT_PORT, IOC_INFLUX_URL or "
-                "IOC_INFLUX_RPC_PORT"
+                "process; choose other ports with IOC_MQTT_PORT, IOC_INFLUX_URL, "
+                "IOC_INFLUX_RPC_PORT or IOC_ALERTMANAGER_URL"
             )
         argv = self._argv(service, self._render(service))
         with self.log_file(service).open("ab") as out:
@@ -268,6 +408,10 @@ class LocalStack:
         except StoreError:
             return False
         return True
+
+    def _alertmanager_answers(self) -> bool:
+        with Alertmanager(self.settings.alertmanager_url, timeout=1.0) as client:
+            return client.ready()
 
     def _wait(self, service: str, deadline: float, answers: Callable[[], bool]) -> None:
         while True:
@@ -329,10 +473,10 @@ class LocalStack:
 
     # --- status ------------------------------------------------------------------------------
 
-    def status(self) -> list[ServiceStatus]:
+    def status(self, services: tuple[str, ...] = SERVICES) -> list[ServiceStatus]:
         """Each service: running and answering, running but silent, or stopped."""
         out = []
-        for service in SERVICES:
+        for service in services:
             host, port = self._address(service)
             record = self._read_record(service)
             if record is None:
@@ -342,13 +486,15 @@ class LocalStack:
                 state, detail = (
                     ("healthy", "CONNACK received") if why is None else ("unhealthy", why)
                 )
-            else:
+            elif service == "influxdb":
                 try:
                     with Store(self.settings) as store:
                         version = store.ping()
                     state, detail = "healthy", f"/ping answered, version {version}"
                 except StoreError as exc:
                     state, detail = "unhealthy", str(exc)
+            else:
+                state, detail = self._alertmanager_health()
             out.append(
                 ServiceStatus(
                     name=service,
@@ -362,13 +508,27 @@ class LocalStack:
             )
         return out
 
+    def _alertmanager_health(self) -> tuple[str, str]:
+        with Alertmanager(self.settings.alertmanager_url, timeout=2.0) as client:
+            if not client.ready():
+                return "unhealthy", f"{client.url}/-/ready does not answer 200"
+            try:
+                status = client.status()
+            except AlertmanagerError as exc:
+                return "unhealthy", str(exc)
+        return "healthy", (
+            f"/-/ready answered, version {status.version}, cluster {status.cluster_status}"
+        )
+
     @contextlib.contextmanager
-    def running(self, *, timeout: float = 60.0) -> Iterator[list[ServiceStatus]]:
+    def running(
+        self, *, timeout: float = 60.0, services: tuple[str, ...] = SERVICES
+    ) -> Iterator[list[ServiceStatus]]:
         """Run the stack for a ``with`` block, stopping on exit only what this call started.
 
         The started processes also get SIGTERM if this thread dies without cleaning up.
         """
-        statuses = self.up(timeout=timeout, die_with_parent=True)
+        statuses = self.up(timeout=timeout, die_with_parent=True, services=services)
         try:
             yield statuses
         finally:

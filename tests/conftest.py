@@ -1,4 +1,5 @@
-"""Session fixtures: a real Mosquitto and a real InfluxDB on free loopback ports in a temp dir.
+"""Session fixtures: a real Mosquitto, InfluxDB and Alertmanager on free loopback ports in a
+temp dir.
 
 They reuse the project's own stack code (``LocalStack``), so the tests also prove that
 ``ioc stack up`` works. The servers die with the test process even if it is killed.
@@ -37,13 +38,14 @@ def free_ports(count: int) -> list[int]:
 
 def stack_environment(var_dir: Path, **extra: str) -> dict[str, str]:
     """``IOC_*`` variables for a private stack in ``var_dir`` on fresh free ports."""
-    mqtt, influx, rpc = free_ports(3)
+    mqtt, influx, rpc, alertmanager = free_ports(4)
     env = {
         "IOC_VAR_DIR": str(var_dir),
         "IOC_MQTT_PORT": str(mqtt),
         "IOC_INFLUX_URL": f"http://127.0.0.1:{influx}",
         "IOC_INFLUX_RPC_PORT": str(rpc),
         "IOC_INFLUX_DB": "ioc_test",
+        "IOC_ALERTMANAGER_URL": f"http://127.0.0.1:{alertmanager}",
     }
     env.update(extra)
     return env

@@ -1,9 +1,11 @@
-"""The local stack and the ``ioc`` command, with real Mosquitto and InfluxDB processes."""
+"""The local stack and the ``ioc`` command, with real Mosquitto, InfluxDB and Alertmanager
+processes."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -14,11 +16,13 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
+import yaml
 
+from ioc import stack as stack_module
 from ioc.errors import StackError
 from ioc.mqtt import connack, make_client
 from ioc.settings import Settings, load_settings
-from ioc.stack import LocalStack, port_is_free
+from ioc.stack import AlertTimings, LocalStack, port_is_free, render_alertmanager_config
 from ioc.store import Store
 from tests.conftest import stack_environment
 
@@ -37,8 +41,12 @@ def test_session_services_report_healthy(services: Settings) -> None:
     statuses = {s.name: s for s in LocalStack(services).status()}
     assert statuses["mosquitto"].state == "healthy"
     assert statuses["influxdb"].state == "healthy"
+    assert statuses["alertmanager"].state == "healthy"
     assert "1.6" in statuses["influxdb"].detail
+    assert "version 0.25" in statuses["alertmanager"].detail
+    assert "cluster disabled" in statuses["alertmanager"].detail
     assert statuses["mosquitto"].address == f"127.0.0.1:{services.mqtt_port}"
+    assert f"http://{statuses['alertmanager'].address}" == services.alertmanager_url
     assert all(s.pid is not None and _alive(s.pid) for s in statuses.values())
 
 
@@ -96,6 +104,107 @@ def test_up_refuses_a_non_loopback_address(tmp_path: Path) -> None:
     assert not (tmp_path / "run").exists()
 
 
+def test_up_refuses_a_non_loopback_alertmanager(tmp_path: Path) -> None:
+    env = {**stack_environment(tmp_path), "IOC_ALERTMANAGER_URL": "http://alerts.example:9093"}
+    with pytest.raises(
+        StackError, match=r"IOC_ALERTMANAGER_URL points at 'alerts.example'.*loopback only"
+    ):
+        LocalStack(load_settings(env)).up()
+    assert not (tmp_path / "run").exists()
+
+
+def test_up_names_the_alertmanager_port_that_is_taken(services: Settings, tmp_path: Path) -> None:
+    env = {**stack_environment(tmp_path), "IOC_ALERTMANAGER_URL": services.alertmanager_url}
+    port = services.alertmanager_url.rsplit(":", 1)[1]
+    with pytest.raises(StackError, match=rf"cannot start alertmanager: port {port} on 127.0.0.1"):
+        LocalStack(load_settings(env)).up(services=("alertmanager",))
+
+
+def test_a_missing_alertmanager_names_the_package_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As on a machine without the package: neither on PATH nor at the Debian path.
+    monkeypatch.setitem(
+        stack_module._BINARIES,
+        "alertmanager",
+        ("no-such-alertmanager", str(tmp_path / "absent"), "prometheus-alertmanager"),
+    )
+    stack = LocalStack(load_settings(stack_environment(tmp_path)))
+    with pytest.raises(
+        StackError,
+        match=r"no-such-alertmanager is not installed: run `make setup` "
+        r"\(installs the Debian package prometheus-alertmanager\)",
+    ):
+        stack.up(services=("alertmanager",))
+    assert not (tmp_path / "run" / "alertmanager.pid").exists()
+
+
+RECEIVERS = {
+    "none": {},
+    "webhook": {"IOC_ALERTS_WEBHOOK_URL": "http://127.0.0.1:9/hook?token=a'b\"c: d"},
+    "email on loopback": {
+        "IOC_ALERTS_EMAIL_TO": "ops@ioc.example, duty@ioc.example",
+        "IOC_SMTP_HOST": "127.0.0.1",
+        "IOC_SMTP_PORT": "2525",
+    },
+    "both, remote relay with login": {
+        "IOC_ALERTS_WEBHOOK_URL": "https://hooks.example/ioc",
+        "IOC_ALERTS_EMAIL_TO": "ops@ioc.example",
+        "IOC_SMTP_HOST": "smtp.example.gov.vn",
+        "IOC_SMTP_PORT": "587",
+        "IOC_SMTP_FROM": "canh-bao@ioc.example",
+        "IOC_SMTP_USERNAME": "ioc",
+        "IOC_SMTP_PASSWORD": "p@ss: 'w\"ord' # not a comment",
+    },
+}
+
+
+@pytest.mark.parametrize("case", list(RECEIVERS))
+def test_the_alertmanager_config_follows_the_settings_and_passes_amtool(
+    tmp_path: Path, case: str
+) -> None:
+    settings = load_settings({**stack_environment(tmp_path), **RECEIVERS[case]})
+    timings = AlertTimings(group_wait="10s", group_interval="2m", repeat_interval="3h")
+    path = tmp_path / "alertmanager.yml"
+    path.write_text(render_alertmanager_config(settings, tmp_path, timings))
+    config = yaml.safe_load(path.read_text())
+
+    route = config["route"]
+    assert route["group_by"] == ["alertname", "province"]
+    assert (route["group_wait"], route["group_interval"], route["repeat_interval"]) == (
+        "10s",
+        "2m",
+        "3h",
+    )
+    (inhibit,) = config["inhibit_rules"]
+    assert inhibit["source_matchers"] == ['severity="critical"']
+    assert inhibit["target_matchers"] == ['severity="warning"']
+    receivers = {r["name"]: r for r in config["receivers"]}
+    if case == "none":
+        assert route["receiver"] == "null"
+        assert set(receivers) == {"null"}
+    else:
+        assert route["receiver"] == "ioc"
+        ioc = receivers["ioc"]
+        hooks = [w["url"] for w in ioc.get("webhook_configs", [])]
+        assert hooks == ([settings.alerts_webhook_url] if settings.alerts_webhook_url else [])
+        mails = ioc.get("email_configs", [])
+        assert len(mails) == (1 if settings.alerts_email_to else 0)
+        for mail in mails:
+            assert mail["to"] == settings.alerts_email_to
+            assert mail["from"] == settings.smtp_from
+            assert mail["smarthost"] == f"{settings.smtp_host}:{settings.smtp_port}"
+            assert mail["require_tls"] is (settings.smtp_host != "127.0.0.1")
+            assert mail.get("auth_password") == settings.smtp_password
+            assert mail["send_resolved"] is True
+    amtool = shutil.which("amtool") or "/usr/bin/amtool"
+    checked = subprocess.run(
+        [amtool, "check-config", str(path)], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "1 inhibit rules" in checked.stdout and " - 1 templates" in checked.stdout
+
+
 def test_up_names_the_port_that_is_taken(services: Settings, tmp_path: Path) -> None:
     env = {**stack_environment(tmp_path), "IOC_MQTT_PORT": str(services.mqtt_port)}
     with pytest.raises(
@@ -148,14 +257,27 @@ def test_cli_stack_up_status_down_leaves_no_process_behind(tmp_path: Path) -> No
     assert again.returncode == 0
     assert "already runs" in again.stderr
 
+    alertmanager = services["alertmanager"]
+    assert alertmanager["address"] == env["IOC_ALERTMANAGER_URL"].removeprefix("http://")
+    assert Path(alertmanager["log_file"]) == tmp_path / "log" / "alertmanager.log"
+    config = tmp_path / "run" / "alertmanager.yml"
+    assert config.stat().st_mode & 0o777 == 0o600  # it may hold the SMTP password
+    assert yaml.safe_load(config.read_text())["route"]["receiver"] == "null"
+
     down = _ioc(env, "stack", "down")
     assert down.returncode == 0
-    assert down.stdout.strip() == "stopped: influxdb, mosquitto"
+    assert down.stdout.strip() == "stopped: alertmanager, influxdb, mosquitto"
     assert not any(_alive(pid) for pid in pids)
+    # Alertmanager saved its notification log and silences in its data directory on the way out.
+    assert {p.name for p in Path(alertmanager["data_dir"]).iterdir()} >= {"nflog", "silences"}
     stopped = _ioc(env, "stack", "status")
     assert stopped.returncode == 3
-    assert stopped.stdout.count("stopped") == 2
-    ports = (int(env["IOC_MQTT_PORT"]), int(env["IOC_INFLUX_URL"].rsplit(":", 1)[1]))
+    assert stopped.stdout.count("stopped") == 3
+    ports = (
+        int(env["IOC_MQTT_PORT"]),
+        int(env["IOC_INFLUX_URL"].rsplit(":", 1)[1]),
+        int(env["IOC_ALERTMANAGER_URL"].rsplit(":", 1)[1]),
+    )
     assert all(port_is_free("127.0.0.1", p) for p in ports)
 
 
@@ -176,11 +298,11 @@ def test_foreground_stack_stops_everything_on_ctrl_c(tmp_path: Path) -> None:
             break
     assert any("healthy" in line for line in lines), "".join(lines)
     records = [json.loads(p.read_text()) for p in (tmp_path / "run").glob("*.pid")]
-    assert len(records) == 2
+    assert len(records) == 3
     process.send_signal(signal.SIGINT)
     out, _ = process.communicate(timeout=60)
     assert process.returncode == 0, out
-    assert "stopped: mosquitto, influxdb" in out
+    assert "stopped: mosquitto, influxdb, alertmanager" in out
     deadline = time.monotonic() + 10
     while any(_alive(r["pid"]) for r in records) and time.monotonic() < deadline:
         time.sleep(0.1)

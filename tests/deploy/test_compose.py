@@ -62,6 +62,7 @@ def test_compose_services(compose: dict[str, Any]) -> None:
         "mosquitto",
         "influxdb",
         "grafana",
+        "alertmanager",
         "ioc-bootstrap",
         *IOC_SERVICES,
     }
@@ -69,7 +70,7 @@ def test_compose_services(compose: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["mosquitto", "influxdb", "grafana", "ioc-bootstrap", *IOC_SERVICES],
+    ["mosquitto", "influxdb", "grafana", "alertmanager", "ioc-bootstrap", *IOC_SERVICES],
 )
 def test_every_service_has_an_image_a_restart_policy_and_a_health_check(
     compose: dict[str, Any], name: str
@@ -103,7 +104,7 @@ def test_published_ports_bind_loopback_unless_configured(compose: dict[str, Any]
             assert host_ip == "127.0.0.1", f"{name}: {port} must default to loopback"
             assert re.fullmatch(r"\$\{[A-Z_]+_BIND:-127\.0\.0\.1\}:\d+:\d+", port), port
             published[name] = (int(host_port), int(container_port))
-    assert set(published) == {"mosquitto", "influxdb", "grafana", "ioc-api"}
+    assert set(published) == {"mosquitto", "influxdb", "grafana", "alertmanager", "ioc-api"}
 
 
 def test_every_ioc_name_is_a_real_setting(compose: dict[str, Any]) -> None:
@@ -111,6 +112,8 @@ def test_every_ioc_name_is_a_real_setting(compose: dict[str, Any]) -> None:
         (DEPLOY / "compose.yaml").read_text(),
         (DEPLOY / "ioc.env.example").read_text(),
         (DEPLOY / "grafana" / "provisioning" / "datasources" / "influxdb.yaml").read_text(),
+        (DEPLOY / "grafana" / "provisioning" / "datasources" / "alertmanager.yaml").read_text(),
+        (DEPLOY / "alertmanager" / "alertmanager.yml").read_text(),
         (DEPLOY / "healthcheck.py").read_text(),
         *(unit.read_text() for unit in SYSTEMD.iterdir()),
     ]
@@ -253,7 +256,16 @@ def test_grafana_datasource_is_influxql_with_a_token(compose: dict[str, Any]) ->
     mounts = {v.split(":")[1]: v.split(":")[0] for v in grafana["volumes"]}
     assert mounts["/etc/grafana/provisioning"] == "./grafana/provisioning"
     dashboards = yaml.safe_load((DEPLOY / "grafana/provisioning/dashboards/ioc.yaml").read_text())
-    assert mounts[dashboards["providers"][0]["options"]["path"]] == "./grafana/dashboards"
+    served = set()
+    for provider in dashboards["providers"]:  # one per board family, each its own folder
+        path = provider["options"]["path"]
+        mount = max((m for m in mounts if path.startswith(f"{m}/")), key=len, default=None)
+        assert mount is not None, f"provider path {path} is not inside a volume of grafana"
+        folder = DEPLOY / mounts[mount] / path.removeprefix(f"{mount}/")
+        assert sorted(folder.glob("*.json")), f"{path} ({folder}) holds no dashboard"
+        served.add(folder.resolve())
+    boards = DEPLOY / "grafana" / "dashboards"
+    assert served == {json_file.parent.resolve() for json_file in boards.glob("*/*.json")}
 
 
 def test_grafana_has_anonymous_access_off() -> None:
@@ -318,6 +330,8 @@ def test_systemd_units_run_the_ioc_commands_hardened() -> None:
         assert values["ProtectSystem"] == ["strict"]
         assert values["ReadWritePaths"] == ["/var/lib/ioc"]
         assert values["Restart"] == ["on-failure"]
+    # Alertmanager's unit runs Debian's binary (tests/deploy/test_alertmanager.py checks it).
+    assert commands.pop("ioc-alertmanager.service").startswith("/usr/bin/prometheus-alertmanager ")
     assert commands == {
         "ioc-ingest@.service": "ingest",
         "ioc-engine.service": "engine run",
