@@ -2,7 +2,7 @@
 #   make setup   Debian packages (apt-get, when missing), a virtual environment in .venv, the package
 #   make run     the whole system with demo data; Ctrl-C stops it all
 #   make test    lint, format check, type check, then the test suite against real services
-#   make check   lint, format check and type check only
+#   make check   lint, format check, type check, and the generated boards and alert export are current
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -48,6 +48,7 @@ check: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/ioc dashboards check
+	$(BIN)/ioc alerts export --check
 
 test: check
 	$(BIN)/python -m pytest -v --hypothesis-show-statistics

@@ -17,7 +17,8 @@ Models (docs/simulate.md):
 * traffic: vehicles per interval with two rush hours, speed falling as traffic grows.
 * service: dossiers received in office hours (online ones around the clock), on time at the
   province's rate, part of them fully online (Decision 766 inputs).
-* tasks: the Resolution 57 registers of INDICATORS.md §7 (:data:`TASKS`), constant stocks.
+* tasks: the Resolution 57 registers of INDICATORS.md §7 (:data:`TASKS`), constant stocks;
+  the tasks due soon (within the reminder window) are part of those on schedule.
 * data: data-sharing transactions with a working-day profile.
 """
 
@@ -393,7 +394,12 @@ class SignalModel:
             "tasks_completed": float(register.completed),
             "tasks_on_schedule": float(register.on_schedule),
             "tasks_overdue": float(register.overdue),
+            "tasks_due_soon": float(self.due_soon(source, register)),
         }
+
+    def due_soon(self, source: Source, register: TaskRegister) -> int:
+        """Open tasks due within the reminder window: a tenth to a quarter of those on schedule."""
+        return round(register.on_schedule * (0.1 + 0.15 * unit(self.seed, source.id, "due_soon")))
 
     def derived_register(self, source: Source) -> TaskRegister:
         """A plausible register for a task source §7 gives no figures for."""

@@ -431,3 +431,40 @@ def alert_history(db: str, *, province: bool, limit: int, rp: str = "derived") -
         f"SELECT {columns} FROM {qualified(db, rp, ALERT_MEASUREMENT)} "
         f"WHERE {where}time > $start AND time <= $end ORDER BY time DESC LIMIT {limit}"
     )
+
+
+def alert_annotations(db: str, rp: str = "derived") -> str:
+    """Alert state changes of one ``$province`` in ($start, $end] as annotation events: the
+    Vietnamese summary as ``text``, the new state and the severity as tags."""
+    return (
+        'SELECT "summary_vi" AS "text", "state", "severity", "alertname" '
+        f"FROM {qualified(db, rp, ALERT_MEASUREMENT)} "
+        'WHERE "province" = $province AND time > $start AND time <= $end'
+    )
+
+
+# --- Grafana-managed alerting: one numeric column per series (alerts/grafana.py) -------------
+
+
+def metric_mean(db: str, measurements: Sequence[str], *, field: str, rp: str = "raw") -> str:
+    """Per source (with ward and province), the mean of one raw field in ($start, $end] only.
+
+    :func:`metric_means` without the reading count, over one or more measurements: Grafana's
+    alerting needs exactly one numeric column per series (a second column would be a second
+    series with the same labels, which its expressions refuse).
+    """
+    if not measurements:
+        raise ValueError("metric_mean needs at least one measurement")
+    sources = ", ".join(qualified(db, rp, measurement) for measurement in measurements)
+    return (
+        f'SELECT mean({quote_ident(field)}) AS "value" FROM {sources} '
+        'WHERE time > $start AND time <= $end GROUP BY "province", "ward", "source"'
+    )
+
+
+def source_last_received(db: str, measurement: str, *, rp: str = "raw") -> str:
+    """The time of one source's (``$source``) last record in ($start, $end]: no row when silent."""
+    return (
+        f"SELECT last({quote_ident(RECEIVED_FIELD)}) FROM {qualified(db, rp, measurement)} "
+        'WHERE "source" = $source AND time > $start AND time <= $end'
+    )
