@@ -16,16 +16,16 @@ from grafana_foundation_sdk.builders import dashboard as dashboard_builders
 from grafana_foundation_sdk.cog import builder as cog_builder
 from grafana_foundation_sdk.models import dashboard as dashboard_models
 
-from dashboards.model import Folder
+from dashboards.model import DATASOURCE_UID, Folder
 from dashboards.panels import (
     FEED_STATES,
     InfluxQLTarget,
+    alert_table,
     feed_states,
     geomap_panel,
     indicator_gauge,
     indicator_stat,
     indicator_table,
-    note,
     series_panel,
     unit_of,
 )
@@ -96,6 +96,8 @@ class BoardSpec:
     title: str
     builder: dashboard_builders.Dashboard
     province: str | None = None
+    annotations: tuple[Mapping[str, Any], ...] = ()
+    """Annotation queries added after Grafana's built-in one (the SDK's type has no InfluxQL)."""
 
 
 class _Queries:
@@ -243,6 +245,14 @@ def _uid(key: str, province: str | None) -> str:
 
 def _indicators_on_boards(catalog: Catalog) -> list[Indicator]:
     return [i for i in catalog.indicators.values() if i.dashboard is not None]
+
+
+def _has_ward_sources(catalog: Catalog, indicator: Indicator) -> bool:
+    """Whether a registered source the indicator reads (any, for live-ness) is in a ward: only
+    then can it have ward values (departments' feeds belong to the province)."""
+    registry = catalog.registry
+    sources = registry.of_kind(indicator.kind) if indicator.kind else registry.sources
+    return any(source.ward for source in sources)
 
 
 def _device_kinds(catalog: Catalog) -> set[str]:
@@ -549,13 +559,39 @@ def province_wall(catalog: Catalog, db: str, province: str | None = None) -> Boa
         )
     layout.row("Cảnh báo / Alerts")
     layout.add(
-        note(
-            "Cảnh báo đang hoạt động / active alerts",
-            "Active alerts of the province appear here once the alert engine lands (issue 14).",
+        alert_table(
+            "Thay đổi trạng thái cảnh báo / alert state changes",
+            "Every change of an alert of the province (pending, firing, resolved, no data), "
+            "newest first, as `ioc alerts` wrote it (derived.alert). Active alerts, silences and "
+            "notifications are in Alertmanager (data source ioc-alertmanager) and "
+            "GET /api/v1/alerts.",
+            influxql.grafana_query(
+                influxql.alert_history(db, province=True, limit=200),
+                variables={"province": VARIABLE},
+            ),
         )
     )
+    annotation = {
+        "name": "Cảnh báo / alerts",
+        "datasource": {"type": "influxdb", "uid": DATASOURCE_UID},
+        "enable": True,
+        "hide": False,
+        "iconColor": "red",
+        "target": {
+            "refId": "Anno",
+            "rawQuery": True,
+            "resultFormat": "table",
+            "query": influxql.grafana_query(
+                influxql.alert_annotations(db), variables={"province": VARIABLE}
+            ),
+        },
+        "mappings": {
+            "text": {"source": "field", "value": "text"},
+            "tags": {"source": "field", "value": "state"},
+        },
+    }
     key = "province-wall"
-    return BoardSpec(key, "province", title, board, province)
+    return BoardSpec(key, "province", title, board, province, (annotation,))
 
 
 def _river_stage(
@@ -652,24 +688,26 @@ def domain_board(catalog: Catalog, db: str, key: str, province: str | None = Non
                 height=8,
             )
         )
-        layout.add(
-            indicator_table(
-                f"{indicator.title_vi} — phường, xã / wards",
-                f"Latest {indicator.title_en} of every ward of the province; coverage counts "
-                + LEVEL_UNITS["ward"]
-                + ".",
-                queries.latest(indicator, "ward", group_by=("ward",)),
-                indicator=indicator,
-                columns={
-                    "ward": "Phường, xã / ward",
-                    "value": indicator.unit,
-                    "coverage": "Báo cáo / reporting",
-                    "expected": "Đăng ký / registered",
-                },
-                descending=indicator.direction.value != "higher_is_better",
-                width=12 if indicator.kind in devices and indicator.bands else 24,
+        # a department's feed has no ward: the province is its smallest place
+        if _has_ward_sources(catalog, indicator):
+            layout.add(
+                indicator_table(
+                    f"{indicator.title_vi} — phường, xã / wards",
+                    f"Latest {indicator.title_en} of every ward of the province; coverage counts "
+                    + LEVEL_UNITS["ward"]
+                    + ".",
+                    queries.latest(indicator, "ward", group_by=("ward",)),
+                    indicator=indicator,
+                    columns={
+                        "ward": "Phường, xã / ward",
+                        "value": indicator.unit,
+                        "coverage": "Báo cáo / reporting",
+                        "expected": "Đăng ký / registered",
+                    },
+                    descending=indicator.direction.value != "higher_is_better",
+                    width=12 if indicator.kind in devices and indicator.bands else 24,
+                )
             )
-        )
         if indicator.kind in devices and indicator.bands:
             layout.add(
                 geomap_panel(
@@ -793,6 +831,22 @@ def operations(catalog: Catalog, db: str) -> BoardSpec:
         "Điểm ghi / points written",
         "Derived points written per cycle.",
         _SelfMetric("engine", "points_written", "max", "short"),
+    )
+    layout.row("Cảnh báo / Alerts")
+    ops(
+        "Cảnh báo đang kích hoạt / firing",
+        "Alert instances firing after each evaluation, per evaluator (ioc alerts run).",
+        _SelfMetric("alerts", "firing", "last", "short", group_by="source"),
+    )
+    ops(
+        "Chu kỳ đánh giá / evaluation cycle",
+        "Seconds one evaluation of every rule took, per evaluator.",
+        _SelfMetric("alerts", "cycle_seconds", "max", "s", group_by="source"),
+    )
+    ops(
+        "Thay đổi / state changes",
+        "Alert state changes per evaluation, per evaluator.",
+        _SelfMetric("alerts", "changes", "max", "short", group_by="source"),
     )
     return BoardSpec("operations", "operations", "Vận hành hệ thống", board)
 

@@ -50,6 +50,7 @@ def _board(spec: BoardSpec) -> Board:
     model: dict[str, Any] = json.loads(json.dumps(spec.builder.uid(uid).build(), cls=JSONEncoder))
     model.setdefault("annotations", {"list": []})
     model["annotations"].setdefault("list", [])
+    model["annotations"]["list"].extend(json.loads(json.dumps(a)) for a in spec.annotations)
     return Board(
         key=spec.key,
         uid=uid,

@@ -34,6 +34,7 @@ from ioc.catalog import Indicator
 __all__ = [
     "DATASOURCE",
     "InfluxQLTarget",
+    "alert_table",
     "feed_states",
     "geomap_panel",
     "indicator_gauge",
@@ -490,6 +491,61 @@ def feed_states(
         .tooltip(TOOLTIP)
         .span(width)
         .height(height)
+    )
+
+
+ALERT_STATES = {
+    "firing": ("đang cảnh báo / firing", "red"),
+    "pending": ("chờ xác nhận / pending", "orange"),
+    "resolved": ("đã hết / resolved", "green"),
+    "inactive": ("không / inactive", "text"),
+}
+"""The evaluator's states (alerts/state.py) as the wall shows them."""
+
+
+def alert_table(title: str, description: str, query: str, *, width: int = 24) -> table.Panel:
+    """Alert state changes, newest first: when, severity, state (coloured), summary, value."""
+    columns = {
+        "Time": "Thời điểm / time",
+        "severity": "Mức / severity",
+        "state": "Trạng thái / state",
+        "previous": "Trước đó / before",
+        "summary_vi": "Nội dung / summary",
+        "value": "Giá trị / value",
+        "source": "Nguồn / source",
+    }
+    mappings = {key: text for key, (text, _colour) in ALERT_STATES.items()}
+    panel = (
+        table.Panel()
+        .title(title)
+        .description(description)
+        .datasource(DATASOURCE)
+        .with_target(InfluxQLTarget(query))
+        .with_transformation(organize(columns, keep_time=True))
+        .frame_index(0)
+        .show_header(True)
+        .cell_height(common_models.TableCellHeight.SM)
+        .unit("none")
+        .sort_by([common_builders.TableSortByFieldState().display_name(columns["Time"]).desc(True)])
+        .mappings(
+            [
+                dashboard_models.ValueMap(
+                    options={
+                        key: dashboard_models.ValueMappingResult(
+                            text=mappings[key], color=ALERT_STATES[key][1], index=index
+                        )
+                        for index, key in enumerate(sorted(ALERT_STATES))
+                    }
+                )
+            ]
+        )
+        .span(width)
+        .height(9)
+    )
+    return by_names(
+        panel,
+        [columns["state"]],
+        {"custom.cellOptions": {"type": "color-text"}},
     )
 
 

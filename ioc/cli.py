@@ -34,6 +34,7 @@ MODULE_COMMANDS: dict[str, str] = {
     "bootstrap": "ioc.bootstrap",
     "run": "ioc.run",
     "dashboards": "dashboards.command",
+    "alerts": "alerts.command",
 }
 """Subcommands that live with their concept. Each module defines ``HELP`` (one line),
 ``configure(parser)`` (adds its arguments) and ``run(settings, args) -> exit code``; it must be
