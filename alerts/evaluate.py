@@ -15,8 +15,8 @@ One cycle at ``now``:
 3. **Deliver.** Every firing instance is posted to Alertmanager each cycle (it expires alerts
    not re-sent; identical label sets from two evaluators are one alert), a resolution once with
    ``endsAt`` (again next cycle if Alertmanager did not take it). Every state change is
-   published retained on ``<IOC_ALERTS_TOPIC>/<province>/<alertname>/<fingerprint>`` and
-   written to ``derived.alert`` for the walls' annotations and the API's history.
+   published retained on ``<IOC_ALERTS_TOPIC>/<province>/<alertname>/<severity>/<fingerprint>``
+   and written to ``derived.alert`` for the walls' annotations and the API's history.
 
 Nothing here raises into the loop: a failed query skips that rule for this cycle (counted), a
 failed delivery is retried next cycle.
@@ -532,6 +532,7 @@ class Evaluator:
                         self.settings.alerts_topic,
                         labels.get("province", "VN"),
                         labels["alertname"],
+                        labels.get("severity", "warning"),
                         instance.fingerprint,
                     )
                 )

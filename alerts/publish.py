@@ -1,11 +1,12 @@
 """Alert states pushed to walls and sirens over MQTT: retained, so a display that connects late
 still gets the current state of every alert without polling.
 
-Topic: ``<IOC_ALERTS_TOPIC>/<province | VN>/<alertname>/<fingerprint>``, QoS 1, retained. Payload:
+Topic: ``<IOC_ALERTS_TOPIC>/<province | VN>/<alertname>/<severity>/<fingerprint>``, QoS 1,
+retained (the warning and the critical of one place are two alerts, two topics). Payload:
 JSON ``{state, previous, at, since, labels, annotations, value, fingerprint}``; ``state`` is
 ``pending``, ``firing``, ``resolved`` or ``inactive`` (a pending alert that did not last). A
 display subscribes to ``ioc/alerts/v1/46/#`` for Huế, or ``ioc/alerts/v1/+/flood-alarm/#`` for
-every flood alarm.
+every flood alarm (``.../flood-alarm/critical/#``: level III only).
 """
 
 from __future__ import annotations

@@ -90,9 +90,9 @@ def _parser() -> argparse.ArgumentParser:
         module = _command_module(name)
         module.configure(commands.add_parser(name, help=module.HELP, description=module.HELP))
 
-    stack = commands.add_parser("stack", help="the local Mosquitto and InfluxDB")
+    stack = commands.add_parser("stack", help="the local Mosquitto, InfluxDB and Alertmanager")
     actions = stack.add_subparsers(dest="action", required=True, metavar="ACTION")
-    up = actions.add_parser("up", help="start Mosquitto and InfluxDB, wait until both answer")
+    up = actions.add_parser("up", help="start Mosquitto, InfluxDB and Alertmanager; wait for all")
     up.add_argument(
         "--foreground",
         action="store_true",
@@ -116,10 +116,10 @@ def _moment(text: str) -> datetime:
 
 
 def _print_status(statuses: Sequence[ServiceStatus]) -> None:
-    print(f"{'SERVICE':<10} {'STATE':<10} {'PID':>7}  {'ADDRESS':<21} DETAIL")
+    print(f"{'SERVICE':<12} {'STATE':<10} {'PID':>7}  {'ADDRESS':<23} DETAIL")
     for s in statuses:
         pid = str(s.pid) if s.pid else "-"
-        print(f"{s.name:<10} {s.state:<10} {pid:>7}  {s.address:<21} {s.detail}")
+        print(f"{s.name:<12} {s.state:<10} {pid:>7}  {s.address:<23} {s.detail}")
     for s in statuses:
         print(f"  {s.name}: data {s.data_dir}, log {s.log_file}")
 

@@ -537,7 +537,7 @@ VARIABLES: tuple[Variable, ...] = (
         "alerts_topic",
         "ioc/alerts/v1",
         _topic_prefix,
-        "MQTT prefix of the retained alert states: <prefix>/<province>/<rule>/<alert id>.",
+        "Retained alert states go to <prefix>/<province>/<alertname>/<severity>/<id>.",
     ),
     Variable(
         "IOC_ALERTS_WEBHOOK_URL",

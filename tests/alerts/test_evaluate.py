@@ -374,7 +374,7 @@ def test_state_changes_are_published_retained_per_province(
         client.disconnect()
     (message,) = received
     assert message.retain
-    assert message.topic.startswith("t/alerts/46/flood-alarm/")
+    assert message.topic.startswith("t/alerts/46/flood-alarm/critical/")
     body = json.loads(message.payload)
     assert body["state"] == "firing" and body["previous"] == "inactive"
     assert body["labels"]["source"] == "46-water-kim-long"
