@@ -182,7 +182,11 @@ def write_self_metrics(store: Store, settings: Settings, cycle: Cycle, seconds: 
 
 
 class _ReminderSchedule:
-    """Sends the reminder digests once a day at ``IOC_REMINDERS_AT``, remembering the last day."""
+    """Sends the reminder digests once a day at ``IOC_REMINDERS_AT``, remembering the last day.
+
+    After a partial failure the marker reads ``<day> partial`` and the units already sent that
+    day, one a line: the retry next cycle sends only to the others, never twice to one unit.
+    """
 
     def __init__(self, settings: Settings, marker: Path) -> None:
         self.settings = settings
@@ -203,6 +207,14 @@ class _ReminderSchedule:
             last = ""
         return None if last == local.date().isoformat() else local.date()
 
+    def _reached(self, today: date) -> set[str]:
+        """The units that got today's digest before a failure (a partial marker), else none."""
+        try:
+            first, *units = self.marker.read_text().splitlines()
+        except (OSError, ValueError):
+            return set()
+        return set(units) if first == f"{today.isoformat()} partial" else set()
+
     def maybe_send(self, store: Store, catalog: Catalog) -> None:
         """Send today's digests if due; a failure is logged and retried next cycle."""
         today = self.due(datetime.now(UTC))
@@ -212,12 +224,16 @@ class _ReminderSchedule:
 
         try:
             digests = build_digests(self.settings, catalog, store, datetime.now(UTC))
-            report = send_digests(self.settings, digests)
+            reached = self._reached(today)
+            report = send_digests(self.settings, [d for d in digests if d.unit not in reached])
         except Exception:
             log.exception("reminder digests failed; retrying next cycle")
             return
         log.info("reminders %s: %s", today, report)
         if report.failed:
             log.warning("reminders %s: %d not sent; retrying next cycle", today, len(report.failed))
+            if report.sent:
+                sent = sorted(reached | set(report.sent))
+                self.marker.write_text("\n".join([f"{today.isoformat()} partial", *sent]))
             return
         self.marker.write_text(today.isoformat())

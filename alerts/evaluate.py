@@ -312,13 +312,13 @@ class Evaluator:
                 f"không có bản ghi mới (kỳ vọng mỗi {interval} phút)",
                 f"no record for over {LIVENESS_GRACE:g} × {interval} min",
             )
-        band = ""
+        band_vi = band_en = ""
         if seen.band and rule.indicator:
             for candidate in self.catalog.indicator(rule.indicator).bands:
                 if candidate.key == seen.band:
-                    band = f" ({candidate.title_vi} / {candidate.title_en})"
-        text = f"{seen.value:g} {rule.unit}".strip() + band
-        return text, text
+                    band_vi, band_en = f" ({candidate.title_vi})", f" ({candidate.title_en})"
+        text = f"{seen.value:g} {rule.unit}".strip()
+        return text + band_vi, text + band_en
 
     def _annotations(
         self, rule: Rule, labels: Mapping[str, str], seen: Observation | None

@@ -121,7 +121,7 @@ class Settings:
     @property
     def wall_base_url(self) -> str:
         """Base URL of the Grafana walls for links in alerts (``IOC_WALL_URL`` or local Grafana)."""
-        return self.wall_url or f"http://127.0.0.1:{self.grafana_port}"
+        return (self.wall_url or f"http://127.0.0.1:{self.grafana_port}").rstrip("/")
 
     def retention_policies(self) -> dict[str, str]:
         """Retention policy name to duration; ``raw`` is the database's default policy."""

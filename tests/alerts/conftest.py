@@ -13,6 +13,7 @@ import re
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,6 +71,21 @@ class LocalAlertmanager:
             if time.monotonic() > deadline:
                 raise AssertionError(f"Alertmanager did not flush {count} times in {timeout}s")
             time.sleep(0.05)
+
+    @contextmanager
+    def stopped(self) -> Iterator[None]:
+        """Alertmanager down (unreachable) for a ``with`` block, then up again on the same port.
+
+        It keeps its data directory: the notification log and silences survive the restart (as
+        in production), the alerts it held do not (senders re-post them).
+        """
+        stack = LocalStack(self.settings, alert_timings=self.timings)
+        stack.down(services=("alertmanager",))
+        try:
+            yield
+        finally:
+            # The fixture's own stack stops this process at the end (same pid file).
+            stack.up(timeout=30, die_with_parent=True, services=("alertmanager",))
 
 
 @pytest.fixture
