@@ -36,9 +36,12 @@ class MqttPublisher:
     def __init__(self, settings: Settings, *, timeout: float = 5.0) -> None:
         self.timeout = timeout
         self._connected = threading.Event()
+        self._acks: dict[int, ReasonCode] = {}
+        self._lock = threading.Lock()
         self.client = make_client(settings, f"ioc-{settings.alerts_id}")
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
+        self.client.on_publish = self._on_publish
         self.client.reconnect_delay_set(1, 30)
         self.client.connect_async(settings.mqtt_host, settings.mqtt_port, keepalive=30)
         self.client.loop_start()
@@ -54,8 +57,15 @@ class MqttPublisher:
     def _on_disconnect(self, *_args: object) -> None:
         self._connected.clear()
 
+    def _on_publish(
+        self, _c: mqtt.Client, _u: object, mid: int, reason: ReasonCode, _p: object
+    ) -> None:
+        with self._lock:
+            self._acks[mid] = reason
+
     def publish(self, topic: str, payload: bytes) -> None:
-        """Publish retained at QoS 1 and wait for the broker's PUBACK; PublishError otherwise."""
+        """Publish retained at QoS 1 and wait for the broker's PUBACK; PublishError when none
+        comes or the broker refuses it (a PUBACK with a failure reason, e.g. its ACL)."""
         if not self._connected.wait(self.timeout):
             raise PublishError(f"MQTT broker not connected; {topic} not published")
         info = self.client.publish(topic, payload, qos=1, retain=True)
@@ -65,6 +75,11 @@ class MqttPublisher:
             raise PublishError(f"{topic}: {error}") from None
         if not info.is_published():
             raise PublishError(f"{topic}: no PUBACK within {self.timeout:g} s")
+        with self._lock:
+            reason = self._acks.pop(info.mid, None)
+        if reason is not None and reason.is_failure:
+            # MQTT 5: the broker acknowledged but refused it (0x87: not authorized by its ACL)
+            raise PublishError(f"{topic}: refused by the broker: {reason}")
 
     def close(self) -> None:
         """Disconnect and stop the network thread."""

@@ -5,9 +5,9 @@ Installed as ``/usr/local/bin/ioc-healthcheck`` by ``deploy/Dockerfile`` and nam
 ``healthcheck`` entries of ``deploy/compose.yaml``. It reads the same ``IOC_*`` settings as the
 service it checks, so it checks what that service is configured to use.
 
-* ``mqtt`` (collectors, probes): this container's network namespace holds an established TCP
-  connection to the broker's port: the service is connected (it reconnects by itself when the
-  broker goes away, and the check fails until it has).
+* ``mqtt`` (collectors, probes, the alert evaluator): this container's network namespace holds
+  an established TCP connection to the broker's port: the service is connected (it reconnects by
+  itself when the broker goes away, and the check fails until it has).
 * ``influxdb`` (engine): InfluxDB answers ``/health`` (the engine has no socket open between
   cycles; a dead engine ends its container, which ``restart`` brings back).
 * ``api``: ``GET /api/v1/health/ready`` on the API's own port answers 200.

@@ -10,6 +10,8 @@ role     may                              used by
 ======== ================================ =========================================
 ingest   write raw, ops                   ``ioc ingest`` (readings, dead letters, self-metrics)
 engine   read raw; write derived, ops     ``ioc engine`` (indicators, its own metrics)
+alerts   read raw, derived;               ``ioc alerts run`` (rules over readings and
+         write derived, ops               indicators; ``derived.alert`` history, ``ops.alerts``)
 api      read raw, derived, ops           ``ioc api``
 grafana  read raw, derived, ops           Grafana's InfluxQL data source
 ======== ================================ =========================================
@@ -127,6 +129,7 @@ def plan(settings: Settings) -> Plan:
     tokens = (
         TokenPlan("ingest", "INGEST_INFLUX_TOKEN", read=(), write=(raw, ops)),
         TokenPlan("engine", "ENGINE_INFLUX_TOKEN", read=(raw,), write=(derived, ops)),
+        TokenPlan("alerts", "ALERTS_INFLUX_TOKEN", read=(raw, derived), write=(derived, ops)),
         TokenPlan("api", "API_INFLUX_TOKEN", read=(raw, derived, ops), write=()),
         TokenPlan("grafana", "GRAFANA_INFLUX_TOKEN", read=(raw, derived, ops), write=()),
     )

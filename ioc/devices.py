@@ -11,6 +11,8 @@ Who may do what on the production Mosquitto (``deploy/mosquitto/``) follows from
 * ``ioc-probe`` writes the topics of the registry's probe sources;
 * ``ioc-ingest`` (every collector) reads the collectors' subscriptions and writes the dead-letter
   topic when one is configured; ``ioc-health`` reads ``$SYS/broker/uptime`` (health checks);
+* ``ioc-alerts`` (the alert evaluator) writes the retained alert states under
+  ``<IOC_ALERTS_TOPIC>/#``; ``alerts-reader`` (displays, sirens) may only read them;
 * nobody else may do anything: no anonymous access, no ``pattern`` lines.
 
 Every grant is an explicit ``topic`` line under its ``user`` line, so the file can be audited by
@@ -46,9 +48,19 @@ HELP = "Mosquitto password file and per-device ACLs generated from the source re
 INGEST_USER = "ioc-ingest"
 PROBE_USER = "ioc-probe"
 HEALTH_USER = "ioc-health"
+ALERTS_USER = "ioc-alerts"
+ALERTS_READER_USER = "alerts-reader"
 TTS_USER = "lns-tts"
 CHIRPSTACK_USER = "lns-chirpstack"
-SERVICE_USERS = (INGEST_USER, PROBE_USER, HEALTH_USER, TTS_USER, CHIRPSTACK_USER)
+SERVICE_USERS = (
+    INGEST_USER,
+    PROBE_USER,
+    HEALTH_USER,
+    ALERTS_USER,
+    ALERTS_READER_USER,
+    TTS_USER,
+    CHIRPSTACK_USER,
+)
 
 HEALTH_TOPIC = "$SYS/broker/uptime"
 COLLECTOR_TOPICS = (
@@ -113,7 +125,35 @@ def _own_topics(source: Source) -> tuple[str, ...]:
     return (base, f"{base}/senml")
 
 
-def broker_users(catalog: Catalog, *, dead_letter_topic: str | None) -> tuple[BrokerUser, ...]:
+def _overlaps(prefix: str, topic_filter: str) -> bool:
+    """Whether some topic is both under ``prefix/#`` (``prefix`` itself included) and matched by
+    ``topic_filter``."""
+    levels, filter_levels = prefix.split("/"), topic_filter.split("/")
+    for level, wanted in zip(levels, filter_levels, strict=False):
+        if wanted == "#":
+            return True
+        if wanted not in ("+", level):
+            return False
+    return len(filter_levels) >= len(levels)
+
+
+def _alert_states(alerts_topic: str) -> str:
+    """The filter of the retained alert states. Refused where it meets what collectors read: the
+    evaluator's grant would let it publish readings."""
+    prefix = alerts_topic.rstrip("/")
+    clashes = [topic for topic in COLLECTOR_TOPICS if _overlaps(prefix, topic)]
+    if clashes:
+        raise DevicesError(
+            f"IOC_ALERTS_TOPIC={alerts_topic!r}: {prefix}/# overlaps the collectors' "
+            f"{', '.join(clashes)}, so the alert evaluator could publish readings; "
+            "choose a prefix outside them, such as ioc/alerts/v1"
+        )
+    return f"{prefix}/#"
+
+
+def broker_users(
+    catalog: Catalog, *, dead_letter_topic: str | None, alerts_topic: str
+) -> tuple[BrokerUser, ...]:
     """Every broker user with its grants: the service users first, then sources in registry
     order. A source with a LoRaWAN reference is published by its network server's user only."""
     tts: list[Grant] = []
@@ -143,10 +183,15 @@ def broker_users(catalog: Catalog, *, dead_letter_topic: str | None) -> tuple[Br
     ingest = [Grant("read", topic) for topic in COLLECTOR_TOPICS]
     if dead_letter_topic:
         ingest.append(Grant("write", f"{dead_letter_topic.rstrip('/')}/#"))
+    alert_states = _alert_states(alerts_topic)
     services = (
         BrokerUser(INGEST_USER, "collectors (ioc ingest)", tuple(ingest)),
         BrokerUser(PROBE_USER, "probes (ioc probe)", tuple(probe)),
         BrokerUser(HEALTH_USER, "health checks", (Grant("read", HEALTH_TOPIC),)),
+        BrokerUser(
+            ALERTS_USER, "the alert evaluator (ioc alerts run)", (Grant("write", alert_states),)
+        ),
+        BrokerUser(ALERTS_READER_USER, "alert displays and sirens", (Grant("read", alert_states),)),
         BrokerUser(TTS_USER, "The Things Stack MQTT integration", tuple(tts)),
         BrokerUser(CHIRPSTACK_USER, "ChirpStack MQTT integration", tuple(chirpstack)),
     )
@@ -273,7 +318,11 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     from ioc.catalog import get_catalog  # noqa: PLC0415 - keep `ioc --help` cheap
 
     catalog = get_catalog(settings.registry_file)
-    users = broker_users(catalog, dead_letter_topic=settings.ingest_dead_letter_topic)
+    users = broker_users(
+        catalog,
+        dead_letter_topic=settings.ingest_dead_letter_topic,
+        alerts_topic=settings.alerts_topic,
+    )
     if args.action == "acl":
         text = render_acl(users, str(settings.registry_file))
         if args.output is None:

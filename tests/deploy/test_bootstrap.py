@@ -48,6 +48,12 @@ def test_tokens_are_least_privilege() -> None:
     assert {role: t.permissions() for role, t in tokens.items()} == {
         "ingest": (("write", "ioc/raw"), ("write", "ioc/ops")),
         "engine": (("read", "ioc/raw"), ("write", "ioc/derived"), ("write", "ioc/ops")),
+        "alerts": (
+            ("read", "ioc/raw"),
+            ("read", "ioc/derived"),
+            ("write", "ioc/derived"),
+            ("write", "ioc/ops"),
+        ),
         "api": (("read", "ioc/raw"), ("read", "ioc/derived"), ("read", "ioc/ops")),
         "grafana": (("read", "ioc/raw"), ("read", "ioc/derived"), ("read", "ioc/ops")),
     }
@@ -55,12 +61,14 @@ def test_tokens_are_least_privilege() -> None:
     assert {t.description for t in tokens.values()} == {
         "ioc:ingest",
         "ioc:engine",
+        "ioc:alerts",
         "ioc:api",
         "ioc:grafana",
     }
     assert {t.variable for t in tokens.values()} == {
         "INGEST_INFLUX_TOKEN",
         "ENGINE_INFLUX_TOKEN",
+        "ALERTS_INFLUX_TOKEN",
         "API_INFLUX_TOKEN",
         "GRAFANA_INFLUX_TOKEN",
     }
@@ -86,3 +94,7 @@ def test_plan_option_prints_without_connecting(capsys: pytest.CaptureFixture[str
     out = capsys.readouterr().out
     assert out.strip() == describe(plan(unreachable))
     assert "token 'ioc:api' (API_INFLUX_TOKEN): read ioc/raw, ioc/derived, ioc/ops" in out
+    assert (
+        "token 'ioc:alerts' (ALERTS_INFLUX_TOKEN): read ioc/raw, ioc/derived; "
+        "write ioc/derived, ioc/ops"
+    ) in out

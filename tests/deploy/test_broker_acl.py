@@ -27,6 +27,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
 from ioc.cli import main
+from ioc.settings import load_settings
 from ioc.stack import find_binary
 from tests.conftest import free_ports
 from tests.deploy.conftest import DEPLOY
@@ -221,6 +222,8 @@ def test_every_registry_user_and_service_user_has_a_password(broker: Broker) -> 
         "ioc-ingest",
         "ioc-probe",
         "ioc-health",
+        "ioc-alerts",
+        "alerts-reader",
         "lns-tts",
         "lns-chirpstack",
         "01-air-a",
@@ -321,3 +324,82 @@ def test_the_health_user_reads_the_uptime_and_nothing_else(open_session) -> None
         topics = {topic for topic, _ in health.drain(0.2)}
     assert topics == {"$SYS/broker/uptime"}
     assert health.publish("ioc/v1/01/01-air-a/air", b"x") == NOT_AUTHORIZED
+
+
+ALERT_STATE = "ioc/alerts/v1/46/flood-alarm/critical/3f1c9a0d2b7e4c11"
+
+
+def test_the_evaluator_publishes_retained_alert_states_that_readers_get(
+    open_session, broker: Broker
+) -> None:
+    """The evaluator's own publisher, configured as the deployments configure it; a display that
+    subscribes afterwards still gets the retained state; a device sees nothing of it."""
+    from alerts.publish import MqttPublisher
+
+    settings = load_settings(
+        {
+            "IOC_MQTT_HOST": "127.0.0.1",
+            "IOC_MQTT_PORT": str(broker.port),
+            "IOC_MQTT_USERNAME": "ioc-alerts",
+            "IOC_MQTT_PASSWORD": broker.passwords["ioc-alerts"],
+        }
+    )
+    publisher = MqttPublisher(settings)
+    try:
+        assert ALERT_STATE.startswith(f"{settings.alerts_topic}/")
+        publisher.publish(ALERT_STATE, b"firing")
+    finally:
+        publisher.close()
+    spy = open_session("01-air-a")
+    spy.subscribe("ioc/alerts/v1/#")
+    display = open_session("alerts-reader")
+    display.subscribe("ioc/alerts/v1/46/#")
+    assert display.wait_for(b"firing")[-1] == (ALERT_STATE, b"firing")
+    assert spy.drain() == []
+    assert display.publish(ALERT_STATE, b"forged") == NOT_AUTHORIZED
+
+
+@pytest.mark.parametrize(
+    ("user", "topic"),
+    [
+        ("ioc-alerts", "ioc/v1/01/01-air-a/air"),  # a reading
+        ("ioc-alerts", "ioc/alerts/v2/46/x"),
+        ("ioc-alerts", "$SYS/broker/uptime"),
+        ("alerts-reader", "ioc/v1/01/01-air-a/air"),
+        ("01-air-a", ALERT_STATE),  # a device forging an alarm
+        ("ioc-ingest", ALERT_STATE),
+        ("ioc-probe", ALERT_STATE),
+    ],
+)
+def test_only_the_evaluator_writes_alert_states_and_it_writes_nothing_else(
+    open_session, collector: Session, user: str, topic: str
+) -> None:
+    display = open_session("alerts-reader")
+    display.subscribe("ioc/alerts/#")
+    assert open_session(user).publish(topic, b"forged") == NOT_AUTHORIZED
+    device = open_session("01-air-a")
+    assert device.publish("ioc/v1/01/01-air-a/air", b"sentinel") == 0
+    assert collector.wait_for(b"sentinel") == [("ioc/v1/01/01-air-a/air", b"sentinel")]
+    assert b"forged" not in {payload for _, payload in display.drain()}
+
+
+def test_the_evaluators_publisher_reports_a_state_the_broker_refuses(broker: Broker) -> None:
+    """A publish outside the evaluator's grant is acknowledged with 0x87 by the broker and
+    dropped: the publisher must say so (the evaluator logs it), not count it as delivered."""
+    from alerts.publish import MqttPublisher, PublishError
+
+    settings = load_settings(
+        {
+            "IOC_MQTT_HOST": "127.0.0.1",
+            "IOC_MQTT_PORT": str(broker.port),
+            "IOC_MQTT_USERNAME": "ioc-alerts",
+            "IOC_MQTT_PASSWORD": broker.passwords["ioc-alerts"],
+        }
+    )
+    publisher = MqttPublisher(settings)
+    try:
+        with pytest.raises(PublishError, match="refused by the broker"):
+            publisher.publish("ioc/v1/01/01-air-a/air", b"forged")
+        publisher.publish(ALERT_STATE, b"firing")  # its own prefix still goes through
+    finally:
+        publisher.close()

@@ -9,10 +9,13 @@ import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
 
+from ioc.bootstrap import plan
+from ioc.devices import SERVICE_USERS
 from ioc.settings import VARIABLES, load_settings, read_env_file
 from tests.conftest import SHARED
 from tests.deploy.conftest import DEPLOY
@@ -20,7 +23,7 @@ from tests.deploy.conftest import DEPLOY
 SETTINGS = {v.name for v in VARIABLES}
 IOC_NAME = re.compile(r"\bIOC_[A-Z0-9_]+\b")
 COMPOSE_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?[-?][^}]*)?\}")
-IOC_SERVICES = ("ioc-ingest-1", "ioc-ingest-2", "ioc-engine", "ioc-api", "ioc-probe")
+IOC_SERVICES = ("ioc-ingest-1", "ioc-ingest-2", "ioc-engine", "ioc-alerts", "ioc-api", "ioc-probe")
 SYSTEMD = DEPLOY / "systemd"
 
 
@@ -138,6 +141,8 @@ def test_each_ioc_service_loads_valid_settings(
     compose: dict[str, Any], env_example: dict[str, str], name: str
 ) -> None:
     env = {k: resolved(v) for k, v in environment(compose["services"][name], env_example).items()}
+    if env.get("IOC_SMTP_PASSWORD"):  # a relay login: the user in ioc.env, the password in .env
+        env["IOC_SMTP_USERNAME"] = "relay-user"
     settings = load_settings(env)
     services = compose["services"]
     mosquitto_port = int(services["mosquitto"]["ports"][0].rsplit(":", 1)[1])
@@ -171,11 +176,12 @@ def test_each_service_gets_its_own_token(compose: dict[str, Any]) -> None:
     services = compose["services"]
     tokens = {
         name: services[name]["environment"].get("IOC_INFLUX_TOKEN")
-        for name in ("ioc-ingest-1", "ioc-engine", "ioc-api", "ioc-bootstrap")
+        for name in ("ioc-ingest-1", "ioc-engine", "ioc-alerts", "ioc-api", "ioc-bootstrap")
     }
     assert tokens == {
         "ioc-ingest-1": "${INGEST_INFLUX_TOKEN:-}",
         "ioc-engine": "${ENGINE_INFLUX_TOKEN:-}",
+        "ioc-alerts": "${ALERTS_INFLUX_TOKEN:-}",
         "ioc-api": "${API_INFLUX_TOKEN:-}",
         "ioc-bootstrap": "${INFLUXDB_ADMIN_TOKEN:-}",
     }
@@ -194,6 +200,55 @@ def test_the_api_port_matches_its_settings(
     assert settings.api_host == "0.0.0.0"  # noqa: S104 - inside its container; published on loopback
     assert f"ioc-api:{settings.api_state_dir}" in service["volumes"]
     assert service["healthcheck"]["test"] == ["CMD", "ioc-healthcheck", "api"]
+
+
+def test_the_alert_evaluator_has_its_own_user_state_and_alertmanager(
+    compose: dict[str, Any], env_example: dict[str, str]
+) -> None:
+    services = compose["services"]
+    service = services["ioc-alerts"]
+    env = {k: resolved(v) for k, v in environment(service, env_example).items()}
+    settings = load_settings(env | {"IOC_SMTP_USERNAME": "relay-user"})
+    assert service["command"] == ["alerts", "run"]
+    assert settings.mqtt_username == "ioc-alerts"
+    assert service["environment"]["IOC_MQTT_PASSWORD"] == "${ALERTS_MQTT_PASSWORD:-}"
+    assert service["environment"]["IOC_SMTP_PASSWORD"] == "${ALERTS_SMTP_PASSWORD:-}"
+    # The instances' state (SQLite) and the reminders' marker outlive the container.
+    assert f"ioc-alerts:{settings.alerts_state_dir}" in service["volumes"]
+    # IOC_ALERTMANAGER_URL (ioc.env) names the compose service, healthy before the evaluator starts.
+    url = urlsplit(settings.alertmanager_url)
+    alertmanager = services[str(url.hostname)]
+    assert alertmanager["ports"][0].endswith(f":{url.port}")
+    assert set(alertmanager["networks"]) & set(service["networks"])
+    healthy = {"condition": "service_healthy"}
+    assert service["depends_on"] == dict.fromkeys(("mosquitto", "influxdb", url.hostname), healthy)
+    # It keeps its broker connection open (the publisher reconnects by itself), as collectors do.
+    assert service["healthcheck"]["test"] == ["CMD", "ioc-healthcheck", "mqtt"]
+
+
+def test_service_credentials_are_bootstrap_tokens_and_broker_users(
+    compose: dict[str, Any],
+) -> None:
+    """Every token variable is one `ioc bootstrap influxdb2` prints, and each is used; every MQTT
+    user a compose service or a systemd unit logs in as is a service user of `ioc devices`."""
+    bootstrap_env = {"IOC_INFLUX_API": "v2", "IOC_INFLUX_ORG": "ioc", "IOC_INFLUX_TOKEN": "op"}
+    printed = {token.variable for token in plan(load_settings(bootstrap_env)).tokens}
+    services = compose["services"]
+    tokens = {services["grafana"]["environment"]["GRAFANA_INFLUX_TOKEN"]}
+    compose_users = set()
+    for name in IOC_SERVICES:
+        env = services[name]["environment"]
+        tokens.add(env.get("IOC_INFLUX_TOKEN", ""))
+        compose_users.add(env.get("IOC_MQTT_USERNAME", ""))
+    assert {t for t in tokens if t} == {f"${{{variable}:-}}" for variable in printed}
+    unit_users = {
+        line.removeprefix("Environment=IOC_MQTT_USERNAME=")
+        for unit in SYSTEMD.glob("*.service")
+        for line in unit.read_text().splitlines()
+        if line.startswith("Environment=IOC_MQTT_USERNAME=")
+    }
+    assert compose_users - {""} == unit_users == {"ioc-ingest", "ioc-alerts", "ioc-probe"}
+    assert unit_users <= set(SERVICE_USERS)
 
 
 def test_named_volumes_are_declared_and_used(compose: dict[str, Any]) -> None:
@@ -335,11 +390,42 @@ def test_systemd_units_run_the_ioc_commands_hardened() -> None:
     assert commands == {
         "ioc-ingest@.service": "ingest",
         "ioc-engine.service": "engine run",
+        "ioc-alerts.service": "alerts run",
         "ioc-api.service": "api",
         "ioc-probe.service": "probe",
     }
     ingest = (SYSTEMD / "ioc-ingest@.service").read_text()
     assert "Environment=IOC_INGEST_ID=%i" in ingest
+
+
+@pytest.mark.parametrize("unit", sorted(p.name for p in SYSTEMD.glob("*.service")))
+def test_each_unit_reads_its_own_secrets_file_and_belongs_to_the_target(unit: str) -> None:
+    role = unit.removeprefix("ioc-").removesuffix(".service").removesuffix("@")
+    lines = (SYSTEMD / unit).read_text().splitlines()
+    files = [line.split("=", 1)[1] for line in lines if line.startswith("EnvironmentFile=")]
+    assert files == ["/etc/ioc/ioc.env", f"/etc/ioc/secrets/{role}.env"]
+    assert "PartOf=ioc.target" in lines
+    wanted = {
+        name
+        for line in (SYSTEMD / "ioc.target").read_text().splitlines()
+        if line.startswith("Wants=")
+        for name in line.removeprefix("Wants=").split()
+    }
+    instance = re.compile(re.escape(unit).replace("@", "@[^.]+"))  # ioc-ingest@ingest-1.service
+    assert any(instance.fullmatch(name) for name in wanted), unit
+
+
+def test_the_alerts_unit_keeps_its_state_where_the_settings_say() -> None:
+    lines = (SYSTEMD / "ioc-alerts.service").read_text().splitlines()
+    settings = load_settings({}, env_file=DEPLOY / "ioc.env.example")  # /etc/ioc/ioc.env
+    (states,) = (
+        line.removeprefix("StateDirectory=") for line in lines if "StateDirectory=" in line
+    )
+    state_dirs = {Path("/var/lib") / name for name in states.split()}
+    assert {settings.var_dir, settings.alerts_state_dir} <= state_dirs
+    assert "Environment=IOC_MQTT_USERNAME=ioc-alerts" in lines
+    (after,) = (line.removeprefix("After=").split() for line in lines if line.startswith("After="))
+    assert {"mosquitto.service", "influxdb.service", "ioc-alertmanager.service"} <= set(after)
 
 
 @pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="systemd-analyze not installed")

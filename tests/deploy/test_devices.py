@@ -48,7 +48,8 @@ def test_lorawan_refs_are_recognised_by_their_form(ref: str, network: str | None
 
 
 def test_users_and_grants_of_the_sample_registry(sample_catalog: Catalog) -> None:
-    users = {u.name: u.grants for u in broker_users(sample_catalog, dead_letter_topic="ioc/dl/")}
+    found = broker_users(sample_catalog, dead_letter_topic="ioc/dl/", alerts_topic="ioc/alerts/v1")
+    users = {u.name: u.grants for u in found}
     assert users == {
         "ioc-ingest": (
             Grant("read", "ioc/v1/#"),
@@ -58,6 +59,8 @@ def test_users_and_grants_of_the_sample_registry(sample_catalog: Catalog) -> Non
         ),
         "ioc-probe": (Grant("write", "ioc/v1/01/01-portal-probe/probe"),),
         "ioc-health": (Grant("read", "$SYS/broker/uptime"),),
+        "ioc-alerts": (Grant("write", "ioc/alerts/v1/#"),),
+        "alerts-reader": (Grant("read", "ioc/alerts/v1/#"),),
         "lns-tts": (Grant("write", "v3/+/devices/tts-air-1/up"),),
         "lns-chirpstack": (Grant("write", "application/+/device/0004a30b001c1234/event/+"),),
         "01-air-a": (
@@ -76,12 +79,36 @@ def test_users_and_grants_of_the_sample_registry(sample_catalog: Catalog) -> Non
 
 
 def test_without_a_dead_letter_topic_collectors_write_nothing(sample_catalog: Catalog) -> None:
-    ingest = broker_users(sample_catalog, dead_letter_topic=None)[0]
+    ingest = broker_users(sample_catalog, dead_letter_topic=None, alerts_topic="ioc/alerts/v1")[0]
     assert {g.access for g in ingest.grants} == {"read"}
 
 
+def test_the_alert_users_follow_the_alerts_topic_setting(sample_catalog: Catalog) -> None:
+    users = {
+        u.name: u.grants
+        for u in broker_users(sample_catalog, dead_letter_topic=None, alerts_topic="hue/a")
+    }
+    assert users["ioc-alerts"] == (Grant("write", "hue/a/#"),)
+    assert users["alerts-reader"] == (Grant("read", "hue/a/#"),)
+    for beside in ("ioc/alerts/v1", "ioc/v2", "v3/app/devices/x/down", "application/7/dev"):
+        alerts = broker_users(sample_catalog, dead_letter_topic=None, alerts_topic=beside)[3]
+        assert alerts.grants == (Grant("write", f"{beside}/#"),)
+
+
+@pytest.mark.parametrize(
+    "topic",
+    ["ioc/v1/alerts", "ioc/v1", "ioc", "v3/app/devices/x/up", "application/7/device/x/event"],
+)
+def test_the_alerts_topic_cannot_lie_inside_the_collectors_topics(
+    sample_catalog: Catalog, topic: str
+) -> None:
+    with pytest.raises(DevicesError, match="IOC_ALERTS_TOPIC"):
+        broker_users(sample_catalog, dead_letter_topic=None, alerts_topic=topic)
+
+
 def test_the_acl_has_explicit_user_blocks_only(sample_catalog: Catalog) -> None:
-    text = render_acl(broker_users(sample_catalog, dead_letter_topic=None), "sources.toml")
+    users = broker_users(sample_catalog, dead_letter_topic=None, alerts_topic="ioc/alerts/v1")
+    text = render_acl(users, "sources.toml")
     lines = [line for line in text.splitlines() if line and not line.startswith("#")]
     assert lines[0] == "user ioc-ingest"  # nothing before it: anonymous clients get nothing
     assert all(line.startswith(("user ", "topic read ", "topic write ")) for line in lines)
@@ -122,7 +149,7 @@ def test_passwd_command_writes_private_files_and_keeps_existing_users(
     for path in (passwd, secrets):
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
     first = read_password_file(passwd)
-    assert len(first) == 8 and len(secrets.read_text().splitlines()) == 9  # with the header
+    assert len(first) == 10 and len(secrets.read_text().splitlines()) == 11  # with the header
     secrets.unlink()
     assert main(["devices", "passwd", "--output", str(passwd), "--secrets", str(secrets)]) == 0
     assert read_password_file(passwd) == first and not secrets.exists()
