@@ -2,16 +2,18 @@
 
 Order, each step visible on the terminal:
 
-1. the local stack (Mosquitto, InfluxDB), as ``ioc stack up`` starts it;
+1. the local stack (Mosquitto, InfluxDB, Alertmanager), as ``ioc stack up`` starts it;
 2. the collector (``ioc ingest``) and the API (``ioc api`` under gunicorn), and a demo API key
    (operator scope, valid one day) printed with a sample curl;
 3. the simulator's history (``ioc simulate --once --history H``): the last H hours of the demo
    fleet, published through the broker as fast as it acknowledges, stored by the collector;
 4. one engine backfill of those hours, so every indicator has values at once;
-5. the engine (``ioc engine run``) and the live simulator, until Ctrl-C or SIGTERM.
+5. the engine (``ioc engine run``), the alert evaluator (``ioc alerts run``) and the live
+   simulator, until Ctrl-C or SIGTERM. The first firing alerts (the demo's never-connected
+   departments at once, a flood alarm after its ``for``) are printed when Alertmanager has them.
 
 Children run in their own sessions (Ctrl-C reaches only this process, which stops them in
-order: simulator, engine, API, collector last so that it flushes) and get SIGTERM if this
+order: simulator, alerts, engine, API, collector last so that it flushes) and get SIGTERM if this
 process dies. Their output goes to ``<var>/log/<name>.log``. A child that exits on its own
 stops the whole composition with its name and log file.
 """
@@ -40,13 +42,15 @@ from ioc.stack import LocalStack, terminate_with_parent
 if TYPE_CHECKING:
     from dashboards.local import LocalGrafana
 
-HELP = "the whole system with demo data: stack, collector, engine, API, simulator (make run)"
+HELP = (
+    "the whole system with demo data: stack, collector, engine, alerts, API, simulator (make run)"
+)
 
 log = logging.getLogger(__name__)
 
 DEFAULT_HISTORY = "12h"
 """Enough for NowCast (12 hours of PM) and every hourly indicator; about a minute to publish."""
-STOP_ORDER = ("grafana", "simulate", "engine", "api", "ingest")
+STOP_ORDER = ("grafana", "simulate", "alerts", "engine", "api", "ingest")
 GRAFANA_HINT = (
     "no grafana-server on PATH: the walls run in the compose stack of deploy/ "
     "(README 'Walls'), or install Grafana and run `make run` again"
@@ -123,6 +127,7 @@ class Composition:
         self.children: dict[str, Child] = {}
         self.demo_key: str | None = None
         self.grafana: LocalGrafana | None = None
+        self.alerts_seen = False
 
     def _say(self, text: str) -> None:
         print(text, file=self.out, flush=True)
@@ -164,6 +169,7 @@ class Composition:
         if stop.is_set():
             return False
         self._child("engine", "engine", "run")
+        self._child("alerts", "alerts", "run")
         self._child("simulate", "simulate", "--history", "0m", *self._simulate_args())
         return True
 
@@ -240,6 +246,14 @@ class Composition:
         self._say(
             f"  InfluxDB       {self.settings.influx_url} (database {self.settings.influx_db})"
         )
+        self._say(
+            f"  alerts         {self.settings.alertmanager_url}/#/alerts  (Alertmanager);"
+            f" curl -H 'X-API-Key: {self.demo_key}' '{self.api_url}/alerts'"
+        )
+        self._say(
+            f"  alert topic    mosquitto_sub -h {self.settings.mqtt_host}"
+            f" -p {self.settings.mqtt_port} -v -t '{self.settings.alerts_topic}/#'"
+        )
         if self.grafana is not None:
             self._say(
                 f"  walls          {self.grafana.url}/d/ioc-national-overview  (anonymous viewer;"
@@ -265,10 +279,47 @@ class Composition:
         if stopped:
             raise StackError(f"{', '.join(stopped)} stopped; see {self.stack.log_dir}")
 
+    def firing_alerts(self) -> list[str]:
+        """One line per alert active in Alertmanager (empty when none, or not reachable)."""
+        from alerts.alertmanager import Alertmanager  # noqa: PLC0415
+        from ioc.errors import AlertmanagerError  # noqa: PLC0415
+
+        try:
+            with Alertmanager(self.settings.alertmanager_url, timeout=2.0) as client:
+                found = client.alerts()
+        except AlertmanagerError:
+            return []
+        lines = []
+        for alert in sorted(found, key=lambda a: sorted(a.labels.items())):
+            name = alert.labels.get("alertname", "?")
+            severity = alert.labels.get("severity", "?")
+            summary = alert.annotations.get("summary_en") or ", ".join(
+                f"{k}={v}" for k, v in sorted(alert.labels.items())
+            )
+            lines.append(f"{name} ({severity}): {summary}")
+        return lines
+
+    def _announce_alerts(self) -> None:
+        """Print the first firing alerts once, with where to see them all."""
+        lines = self.firing_alerts()
+        if not lines:
+            return
+        self.alerts_seen = True
+        self._say(f"{len(lines)} alerts firing, for example:")
+        for line in lines[:5]:
+            self._say(f"  {line}")
+        self._say(
+            f"all of them: {self.settings.alertmanager_url}/#/alerts or GET {self.api_url}/alerts"
+        )
+
     def watch(self, stop: threading.Event) -> None:
         """Until ``stop``: raise StackError if a child or a server of the stack stops."""
+        ticks = 0
         while not stop.wait(1.0):
             self.watch_once()
+            ticks += 1
+            if not self.alerts_seen and ticks % 10 == 0:
+                self._announce_alerts()
 
     def close(self) -> None:
         """Stop the children in order, then what the stack started."""

@@ -2,8 +2,9 @@
 
 The same :class:`ioc.run.Composition` as `make run`, on a private stack with free ports, with a
 shorter history (3 h) so it runs in about a minute: stack, collector, API, simulator history,
-engine backfill, then the engine and the live simulator; the API must then answer non-empty
-values for every indicator family, and the collector must have rejected nothing.
+engine backfill, then the engine, the alert evaluator and the live simulator; the API must then
+answer non-empty values for every indicator family, the collector must have rejected nothing,
+and Alertmanager must hold the demo's firing alerts (Hà Nội's never-connected departments).
 """
 
 from __future__ import annotations
@@ -46,7 +47,10 @@ def _get(url: str, key: str) -> Any:
 def test_the_demo_composition_serves_every_indicator_family(tmp_path: Path) -> None:
     [api_port] = free_ports(1)
     environment = stack_environment(
-        tmp_path / "var", IOC_API_PORT=str(api_port), IOC_ENGINE_INTERVAL="5"
+        tmp_path / "var",
+        IOC_API_PORT=str(api_port),
+        IOC_ENGINE_INTERVAL="5",
+        IOC_ALERTS_INTERVAL="5",
     )
     settings = load_settings(environment)
     out = io.StringIO()
@@ -71,6 +75,22 @@ def test_the_demo_composition_serves_every_indicator_family(tmp_path: Path) -> N
             composition.demo_key,
         )
         assert overdue["items"][0]["value"] > 0
+        # the alert evaluator fires for the departments that never reported (no `for`)
+        deadline = time.monotonic() + 90
+        while not any(line.startswith("feed-silent") for line in composition.firing_alerts()):
+            assert time.monotonic() < deadline, f"no alert firing\n{out.getvalue()}"
+            composition.watch_once()
+            time.sleep(2)
+        alerts = _get(f"{base}/alerts?province=01", composition.demo_key)
+        silent = {
+            a["labels"].get("source")
+            for a in alerts["items"]
+            if a["labels"]["alertname"] == "feed-silent"
+        }
+        never = {item["source"] for item in feeds["items"]}
+        assert never <= silent, (never, silent)
+        composition.banner()
+        assert "/alerts" in out.getvalue() and "mosquitto_sub" in out.getvalue()
         # the live processes keep running, and nothing the simulator sent was rejected
         time.sleep(2)
         composition.watch_once()

@@ -23,7 +23,7 @@ from ioc.api.data import IndicatorData
 from ioc.api.http import ResponseCache, cache_key, finish
 from ioc.api.keys import KeyStore, presented_key
 from ioc.api.ratelimit import RateLimiter
-from ioc.api.routes import feeds, health, indicators, places
+from ioc.api.routes import alerts, feeds, health, indicators, places, reminders
 from ioc.catalog import get_catalog
 from ioc.places import get_places
 from ioc.settings import Settings, load_settings
@@ -95,8 +95,9 @@ def create_app(config: dict[str, Any] | None = None, *, settings: Settings | Non
         IndicatorKey, lambda _converter: {"type": "string", "enum": sorted(catalog.indicators)}
     )
     problems.init_app(app)
-    for module in (indicators, places, feeds, health):
+    for module in (indicators, places, feeds, reminders, alerts, health):
         api.register_blueprint(module.blp)
+    api.register_blueprint(alerts.silences_blp)
     _hooks(app, settings)
     return app
 

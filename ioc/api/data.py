@@ -1,4 +1,4 @@
-"""What the API reads: places, latest values, series, rankings, feeds, dead letters, health.
+"""What the API reads: places, values, series, rankings, feeds, dead letters, alert history, health.
 
 Flask-free: every method takes plain values and returns plain dictionaries ready to serialise
 (times as RFC 3339 text). Query text comes from :mod:`ioc.store.influxql`, the one module that
@@ -21,6 +21,7 @@ from ioc.places import Places, Province, Ward
 from ioc.settings import Settings
 from ioc.store import Store
 from ioc.store.influxql import (
+    alert_history,
     last_received,
     latest_self_metrics,
     latest_values,
@@ -400,6 +401,53 @@ class IndicatorData:
                     }
                 )
         return out
+
+    def alert_history(
+        self,
+        *,
+        start: datetime,
+        end: datetime,
+        provinces: Iterable[str] | None,
+        limit: int,
+    ) -> list[dict[str, Any]]:
+        """The newest alert state changes in (start, end], newest first, at most ``limit``.
+
+        ``provinces`` None reads every change (national ones too); otherwise only the changes of
+        those provinces, one query each (the query text filters one province), merged.
+        """
+        params = {"start": _iso(start), "end": _iso(end)}
+        queries: list[tuple[str, dict[str, str]]] = []
+        if provinces is None:
+            queries.append((alert_history(self.db, province=False, limit=limit), params))
+        else:
+            text = alert_history(self.db, province=True, limit=limit)
+            queries.extend((text, params | {"province": code}) for code in sorted(provinces))
+        rows = [
+            row
+            for text, bound in queries
+            for series in self.store.query(text, bound)
+            for row in series.rows()
+        ]
+        rows.sort(key=lambda row: int(row["time"]), reverse=True)
+        return [
+            {
+                "time": _iso_ns(int(row["time"])),
+                "alertname": row.get("alertname"),
+                "rule": row.get("rule"),
+                "severity": row.get("severity") or None,
+                "state": row.get("state"),
+                "previous": row.get("previous"),
+                "value": row.get("value"),
+                "threshold": row.get("threshold"),
+                "province": row.get("province") or None,
+                "ward": row.get("ward") or None,
+                "source": row.get("source") or None,
+                "summary_vi": row.get("summary_vi") or None,
+                "summary_en": row.get("summary_en") or None,
+                "fingerprint": row.get("fingerprint"),
+            }
+            for row in rows[:limit]
+        ]
 
     def processes(self, now_ns: int) -> dict[str, Any]:
         """The newest self-metrics of each collector and of the engine (last 5 minutes)."""

@@ -12,6 +12,8 @@ from typing import Any
 import marshmallow as ma
 from marshmallow import validate
 
+from ioc.catalog.loader import KEY_PATTERN, SOURCE_ID_PATTERN
+
 MAX_PAGE_SIZE = 500
 MAX_POINTS = 5000
 """Most points one series response may hold ((end - start) / interval)."""
@@ -27,7 +29,16 @@ WITHIN_30_DAYS = (
 """The durations of at most 30 days, as the document states them (``since`` of dead letters)."""
 
 PROVINCE_CODE = validate.Regexp(r"^[0-9]{2}$", error="must be a 2-digit province code, e.g. 01")
+WARD_CODE = validate.Regexp(r"^[0-9]{5}$", error="must be a 5-digit ward code, e.g. 19810")
 FORMATS = ("json", "csv")
+THIRTY_DAYS_S = 30 * 86400
+ALERTNAME = validate.Regexp(
+    SOURCE_ID_PATTERN, error="must be an alert name such as flood-alarm or feed-silent"
+)
+SEVERITIES = ("warning", "critical")
+SILENCE_LABELS = ("alertname", "province", "ward", "source", "indicator", "severity")
+"""The labels a silence made through the API may match (exactly)."""
+NOT_BLANK = validate.Regexp(r"^\s*\S", error="must not be blank")
 
 
 def duration_seconds(text: str) -> int:
@@ -139,6 +150,126 @@ class DeadLetterQuery(_Formatted):
     reason = ma.fields.String(validate=validate.Regexp(r"^[a-z0-9_]{1,40}$"))
     province = ma.fields.String(validate=PROVINCE_CODE)
     limit = ma.fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
+
+
+class RemindersQuery(_Query):
+    """``GET /reminders``."""
+
+    unit = ma.fields.String(
+        validate=validate.Regexp(
+            r"^(?:[0-9]{5}|[0-9]{2}(?:-[a-z0-9]+){0,20})$",
+            error="must be a unit id: a 5-digit ward code, a 2-digit province code or "
+            "<province>-<department>, e.g. 01-so-khoa-hoc-va-cong-nghe",
+        ),
+        metadata={"description": "only this unit (a ward code, <province>-<department>)"},
+    )
+    province = ma.fields.String(validate=PROVINCE_CODE)
+
+
+class AlertsQuery(_Query):
+    """``GET /alerts``."""
+
+    province = ma.fields.String(
+        validate=PROVINCE_CODE,
+        metadata={"description": "only alerts labelled with this province"},
+    )
+    severity = ma.fields.String(validate=validate.OneOf(SEVERITIES))
+    alertname = ma.fields.String(
+        validate=ALERTNAME, metadata={"description": "e.g. flood-alarm, aqi-high, feed-silent"}
+    )
+    silenced = ma.fields.Boolean(
+        load_default=True,
+        metadata={"description": "include silenced alerts (state suppressed); default true"},
+    )
+
+
+class AlertHistoryQuery(_Query):
+    """``GET /alerts/history``."""
+
+    since = Duration(
+        load_default=86400,
+        metadata={"description": "how far back, at most 30d", "default": "24h"},
+        pattern=WITHIN_30_DAYS,
+    )
+    province = ma.fields.String(
+        validate=PROVINCE_CODE,
+        metadata={"description": "only this province's alerts (default: every readable one)"},
+    )
+    limit = ma.fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
+
+    @ma.validates("since")
+    def _at_most_30_days(self, value: int, **_: Any) -> None:
+        if value > THIRTY_DAYS_S:
+            raise ma.ValidationError("at most 30d")
+
+
+class SilencesQuery(_Query):
+    """``GET /alerts/silences``."""
+
+    state = ma.fields.String(validate=validate.OneOf(("active", "pending", "expired")))
+
+
+class SilenceMatchersSchema(ma.Schema):
+    """The labels a new silence matches, each exactly; at least one."""
+
+    class Meta:
+        unknown = ma.RAISE
+
+    error_messages = {  # noqa: RUF012 - marshmallow's own class attribute
+        "unknown": "not a label a silence can match: use " + ", ".join(SILENCE_LABELS)
+    }
+
+    alertname = ma.fields.String(validate=ALERTNAME)
+    province = ma.fields.String(validate=PROVINCE_CODE)
+    ward = ma.fields.String(validate=WARD_CODE)
+    source = ma.fields.String(
+        validate=validate.Regexp(SOURCE_ID_PATTERN, error="must be a registered source id")
+    )
+    indicator = ma.fields.String(
+        validate=validate.Regexp(KEY_PATTERN, error="must be an indicator key, e.g. flood_level")
+    )
+    severity = ma.fields.String(validate=validate.OneOf(SEVERITIES))
+
+
+def _some_label(matchers: dict[str, str]) -> None:
+    if not matchers:
+        raise ma.ValidationError("give at least one of " + ", ".join(SILENCE_LABELS))
+
+
+class SilenceCreateSchema(ma.Schema):
+    """``POST /alerts/silences``: what to mute, for how long, and why."""
+
+    class Meta:
+        unknown = ma.RAISE
+
+    matchers = ma.fields.Nested(
+        SilenceMatchersSchema,
+        required=True,
+        validate=_some_label,
+        metadata={
+            "minProperties": 1,
+            "description": "label -> exact value; the silence mutes alerts carrying every one",
+        },
+    )
+    duration = Duration(
+        required=True,
+        pattern=WITHIN_30_DAYS,
+        metadata={"description": "how long from now, e.g. 2h, at most 30d"},
+    )
+    comment = ma.fields.String(
+        required=True,
+        validate=[validate.Length(min=1, max=1000), NOT_BLANK],
+        metadata={"description": "why (maintenance, known cause...)"},
+    )
+    created_by = ma.fields.String(
+        validate=[validate.Length(min=1, max=100), NOT_BLANK],
+        metadata={"description": "who; default the API key's name"},
+    )
+
+    @ma.validates("duration")
+    def _at_most_30_days(self, value: int, **_: Any) -> None:
+        if value > THIRTY_DAYS_S:
+            raise ma.ValidationError("at most 30d")
 
 
 class SearchQuery(_Query):
@@ -351,6 +482,135 @@ class PushResultSchema(ma.Schema):
     readings = ma.fields.Integer(required=True)
     points_written = ma.fields.Integer(required=True)
     rejected = ma.fields.List(ma.fields.Nested(RejectionSchema), required=True)
+
+
+class ReminderUnitSchema(ma.Schema):
+    id = ma.fields.String(required=True)
+    name = ma.fields.String(required=True)
+    level = ma.fields.String(
+        required=True, validate=validate.OneOf(("ward", "department", "province"))
+    )
+    province = ma.fields.String(required=True)
+    province_name = ma.fields.String(required=True)
+    ward = ma.fields.String(allow_none=True)
+
+
+class ReminderRegisterSchema(ma.Schema):
+    source = ma.fields.String(required=True)
+    name = ma.fields.String(required=True)
+    total = ma.fields.Integer(required=True)
+    completed = ma.fields.Integer(required=True)
+    overdue = ma.fields.Integer(required=True)
+    due_soon = ma.fields.Integer(required=True)
+    reported_at = ma.fields.String(required=True, metadata={"description": "RFC 3339"})
+
+
+class ReminderFeedSchema(ma.Schema):
+    source = ma.fields.String(required=True)
+    name = ma.fields.String(required=True)
+    kind = ma.fields.String(required=True)
+    state = ma.fields.String(required=True, validate=validate.OneOf(("stale", "never_reported")))
+    last_record = ma.fields.String(allow_none=True)
+    age_s = ma.fields.Integer(allow_none=True)
+    since = ma.fields.String(
+        allow_none=True,
+        metadata={"description": "stale: when it stopped being live; never: its registration"},
+    )
+
+
+class ReminderSchema(ma.Schema):
+    unit = ma.fields.Nested(ReminderUnitSchema, required=True)
+    subject = ma.fields.String(required=True)
+    overdue_tasks = ma.fields.Integer(required=True)
+    due_soon_tasks = ma.fields.Integer(required=True)
+    registers = ma.fields.List(ma.fields.Nested(ReminderRegisterSchema), required=True)
+    feeds = ma.fields.List(ma.fields.Nested(ReminderFeedSchema), required=True)
+    has_contact = ma.fields.Boolean(
+        required=True, metadata={"description": "whether the digest can be e-mailed"}
+    )
+    wall_url = ma.fields.String(required=True)
+
+
+class ReminderListSchema(ma.Schema):
+    at = ma.fields.String(required=True)
+    soon_window = ma.fields.String(required=True, metadata={"description": "e.g. 7d"})
+    items = ma.fields.List(ma.fields.Nested(ReminderSchema), required=True)
+
+
+class AlertSchema(ma.Schema):
+    fingerprint = ma.fields.String(required=True, metadata={"description": "Alertmanager's id"})
+    alertname = ma.fields.String(required=True)
+    severity = ma.fields.String(allow_none=True)
+    state = ma.fields.String(
+        required=True, validate=validate.OneOf(("active", "suppressed", "unprocessed"))
+    )
+    silenced_by = ma.fields.List(ma.fields.String(), required=True)
+    inhibited_by = ma.fields.List(ma.fields.String(), required=True)
+    province = ma.fields.String(allow_none=True)
+    ward = ma.fields.String(allow_none=True)
+    source = ma.fields.String(allow_none=True)
+    indicator = ma.fields.String(allow_none=True)
+    level = ma.fields.String(allow_none=True)
+    rule = ma.fields.String(allow_none=True)
+    labels = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.String(), required=True)
+    annotations = ma.fields.Dict(
+        keys=ma.fields.String(),
+        values=ma.fields.String(),
+        required=True,
+        metadata={"description": "summary_vi, summary_en, condition, value, band, wall..."},
+    )
+    starts_at = ma.fields.String(required=True, metadata={"description": "RFC 3339"})
+    ends_at = ma.fields.String(required=True, metadata={"description": "RFC 3339"})
+    updated_at = ma.fields.String(required=True, metadata={"description": "RFC 3339"})
+    generator_url = ma.fields.String(allow_none=True)
+
+
+class AlertListSchema(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(AlertSchema), required=True)
+
+
+class AlertChangeSchema(ma.Schema):
+    time = ma.fields.String(required=True)
+    alertname = ma.fields.String(allow_none=True)
+    rule = ma.fields.String(allow_none=True)
+    severity = ma.fields.String(allow_none=True)
+    state = ma.fields.String(allow_none=True, metadata={"description": "the new state"})
+    previous = ma.fields.String(allow_none=True, metadata={"description": "the state before"})
+    value = ma.fields.Float(allow_none=True)
+    threshold = ma.fields.Float(allow_none=True)
+    province = ma.fields.String(allow_none=True)
+    ward = ma.fields.String(allow_none=True)
+    source = ma.fields.String(allow_none=True)
+    summary_vi = ma.fields.String(allow_none=True)
+    summary_en = ma.fields.String(allow_none=True)
+    fingerprint = ma.fields.String(allow_none=True)
+
+
+class AlertHistorySchema(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(AlertChangeSchema), required=True)
+
+
+class MatcherSchema(ma.Schema):
+    name = ma.fields.String(required=True)
+    value = ma.fields.String(required=True)
+    operator = ma.fields.String(required=True, validate=validate.OneOf(("=", "!=", "=~", "!~")))
+
+
+class SilenceSchema(ma.Schema):
+    id = ma.fields.String(required=True)
+    state = ma.fields.String(
+        required=True, validate=validate.OneOf(("active", "pending", "expired"))
+    )
+    matchers = ma.fields.List(ma.fields.Nested(MatcherSchema), required=True)
+    starts_at = ma.fields.String(required=True)
+    ends_at = ma.fields.String(required=True)
+    updated_at = ma.fields.String(required=True)
+    created_by = ma.fields.String(required=True)
+    comment = ma.fields.String(required=True)
+
+
+class SilenceListSchema(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(SilenceSchema), required=True)
 
 
 class LiveSchema(ma.Schema):
