@@ -92,6 +92,7 @@ class Collector:
                 self._ack,
                 batch_seconds=self.batch_seconds,
                 max_pending=self.max_pending,
+                collector=self.settings.ingest_id,
             )
             self._writer = writer
             writer_stop = threading.Event()
@@ -177,7 +178,7 @@ class Collector:
             letter = DeadLetter.of(
                 msg.topic, payload, received_ns, "internal_error", "see the collector's log"
             )
-            raw, ops = [], [encode_point(letter.to_point())]
+            raw, ops = [], [encode_point(letter.to_point(collector=self.settings.ingest_id))]
             self.counters["dead_letters.internal_error"] += 1
         writer = self._writer
         if writer is not None:
@@ -199,7 +200,8 @@ class Collector:
                 letters.append(
                     DeadLetter.of(topic, payload, received_ns, "unencodable", str(error))
                 )
-        ops = [encode_point(letter.to_point()) for letter in letters]
+        collector = self.settings.ingest_id
+        ops = [encode_point(letter.to_point(collector=collector)) for letter in letters]
         for letter in letters:
             self.counters[f"dead_letters.{letter.reason}"] += 1
         self.counters["points"] += len(raw)

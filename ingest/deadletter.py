@@ -1,15 +1,21 @@
 """Dead letters: messages (or readings) that can never be stored, kept with the reason why.
 
 Stored in measurement ``dead_letter`` of retention policy ``ops``: tag ``reason`` (a stable code
-from docs/payloads.md or docs/ingest.md) and, when the source is known, ``province``; fields
-``topic``, ``excerpt`` (the first bytes of the payload), ``message``, ``source`` and
-``received_ms``. Topic, source and excerpt are free text from outside, so they are fields, never
-tags (DESIGN.md: free text never becomes a tag).
+from docs/payloads.md or docs/ingest.md), ``province`` when the source is known and
+``collector`` when a collector wrote it; fields ``topic``, ``excerpt`` (the first bytes of the
+payload), ``message``, ``source`` and ``received_ms``. Topic, source and excerpt are free text
+from outside, so they are fields, never tags (DESIGN.md: free text never becomes a tag).
+
+Identity: InfluxDB keeps one point per measurement, tag set and timestamp, so every letter needs
+a stamp of its own. A :class:`DeadLetterClock` (one per process) stamps the receive time, moved
+past the previous stamp, so that no two letters of a process share a timestamp; the
+``collector`` tag (its ``IOC_INGEST_ID``, unique among connected collectors because it is the
+MQTT client id) keeps two collectors that stamp the same nanosecond in separate series.
 """
 
 from __future__ import annotations
 
-import itertools
+import threading
 from dataclasses import dataclass
 
 import orjson
@@ -17,11 +23,32 @@ import orjson
 from ioc.catalog import Source
 from ioc.store import Point
 
-__all__ = ["DEAD_LETTER_MEASUREMENT", "EXCERPT_BYTES", "DeadLetter"]
+__all__ = ["DEAD_LETTER_MEASUREMENT", "EXCERPT_BYTES", "DeadLetter", "DeadLetterClock"]
 
 DEAD_LETTER_MEASUREMENT = "dead_letter"
 EXCERPT_BYTES = 512
-_SEQUENCE = itertools.count()
+
+
+class DeadLetterClock:
+    """Dead-letter timestamps that never repeat: each is the receive time or 1 ns past the last.
+
+    Thread-safe (paho's thread and the writer's both stamp). A burst runs ahead of the receive
+    time by one nanosecond per letter, so stamps stay within microseconds of it.
+    """
+
+    def __init__(self) -> None:
+        self._last = 0
+        self._lock = threading.Lock()
+
+    def stamp(self, received_ns: int) -> int:
+        """A timestamp at or after ``received_ns``, later than every one this clock gave."""
+        with self._lock:
+            self._last = max(received_ns, self._last + 1)
+            return self._last
+
+
+PROCESS_CLOCK = DeadLetterClock()
+"""The clock of this process's dead letters."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,11 +73,10 @@ class DeadLetter:
         message: str,
         *,
         source: Source | None = None,
+        clock: DeadLetterClock = PROCESS_CLOCK,
     ) -> DeadLetter:
-        """A dead letter stamped with the receive time (made unique within this process)."""
-        # Two letters with the same reason and province in the same microsecond would be one
-        # point in InfluxDB; the low nanosecond digits keep them apart.
-        stamp = received_ns // 1000 * 1000 + next(_SEQUENCE) % 1000
+        """A dead letter stamped with the receive time, made unique by ``clock``."""
+        stamp = clock.stamp(received_ns)
         excerpt = payload[:EXCERPT_BYTES].decode("utf-8", errors="backslashreplace")
         if len(payload) > EXCERPT_BYTES:
             excerpt += f"... ({len(payload)} bytes)"
@@ -64,11 +90,13 @@ class DeadLetter:
             province=source.province if source else None,
         )
 
-    def to_point(self) -> Point:
-        """The line-protocol point of this dead letter (policy ``ops``)."""
+    def to_point(self, *, collector: str | None = None) -> Point:
+        """The line-protocol point (policy ``ops``); ``collector``: the collector writing it."""
         tags = {"reason": self.reason}
         if self.province is not None:
             tags["province"] = self.province
+        if collector is not None:
+            tags["collector"] = collector
         fields: dict[str, str | int] = {
             "topic": self.topic,
             "excerpt": self.excerpt,

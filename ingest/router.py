@@ -12,7 +12,8 @@ Topics (docs/ingest.md):
 LoRaWAN devices are found by their device id or DevEUI in the registry's ``device_refs``. The
 ward, province and tags always come from the registry. Nothing here does I/O or raises for bad
 input: every message yields points, dead letters (with reason and a payload excerpt), or an
-"ignored" note.
+"ignored" note. A dead letter carries the source its topic names whenever the registry knows
+it, even when the payload does not parse, so that it is found by province.
 """
 
 from __future__ import annotations
@@ -75,7 +76,9 @@ class Router:
                     result.readings, result.ignored, topic, payload, received_ns, device=parts[3]
                 )
         except PayloadError as error:
-            return self._dead(topic, payload, received_ns, error.reason, str(error))
+            # The payload did not parse, but the topic still says whose it is.
+            source = self._topic_source(parts)
+            return self._dead(topic, payload, received_ns, error.reason, str(error), source=source)
         return self._dead(
             topic,
             payload,
@@ -84,6 +87,15 @@ class Router:
             f"topic {topic!r} is not ioc/v1/{{province}}/{{source}}/{{kind}}[/senml], "
             "v3/+/devices/+/up or application/+/device/+/event/+",
         )
+
+    def _topic_source(self, parts: list[str]) -> Source | None:
+        """The registered source a routable topic names, if it is registered as the topic says."""
+        if parts[0] == "ioc":
+            source = self.catalog.registry.get(parts[3])
+            if source is None or (source.province, source.kind) != (parts[2], parts[4]):
+                return None
+            return source
+        return self.catalog.registry.by_device_ref(parts[3])  # the LoRaWAN topic's device
 
     def _ours(self, parts: list[str], topic: str, payload: bytes, received_ns: int) -> Routed:
         province, source_id, kind = parts[2], parts[3], parts[4]
@@ -156,6 +168,7 @@ class Router:
                 received_ns,
                 "topic_mismatch",
                 f"the payload names device {strangers[0]!r}, the topic {device!r}",
+                source=self.catalog.registry.by_device_ref(device),
             )
         points: list[Point] = []
         dead: list[DeadLetter] = []

@@ -86,8 +86,10 @@ class Writer:
         batch_seconds: float = 0.05,
         max_pending: int = 20000,
         backoff: Backoff | None = None,
+        collector: str | None = None,
     ) -> None:
         self.store = store
+        self.collector = collector  # the tag of the dead letters it writes itself
         self.spool = spool
         self.on_durable = on_durable
         self.batch_lines = batch_lines
@@ -219,7 +221,9 @@ class Writer:
         self.stats.influx_rejected += len(error.rejected)
         now = time.time_ns()
         letters = [
-            DeadLetter.of("", line.line.encode(), now, "influx_rejected", line.reason).to_point()
+            DeadLetter.of("", line.line.encode(), now, "influx_rejected", line.reason).to_point(
+                collector=self.collector
+            )
             for line in error.rejected
         ]
         lines = [encode_point(point) for point in letters]
