@@ -317,7 +317,7 @@ class Evaluator:
             for candidate in self.catalog.indicator(rule.indicator).bands:
                 if candidate.key == seen.band:
                     band_vi, band_en = f" ({candidate.title_vi})", f" ({candidate.title_en})"
-        text = f"{seen.value:g} {rule.unit}".strip()
+        text = f"{round(seen.value, 2):g} {rule.unit}".strip()
         return text + band_vi, text + band_en
 
     def _annotations(

@@ -145,7 +145,7 @@ class Composition:
         """Steps 1-5; False if ``stop`` was set on the way (the caller then calls ``close``)."""
         statuses = self.stack.up(timeout=timeout, die_with_parent=True)
         for status in statuses:
-            self._say(f"  {status.name:<10} {status.state:<8} {status.address}")
+            self._say(f"  {status.name:<12} {status.state:<8} {status.address}")
         self._child("ingest", "ingest")
         self._child("api", "api")
         self._start_grafana()
@@ -179,7 +179,7 @@ class Composition:
 
         command = find_grafana()
         if command is None:
-            self._say(f"  grafana    {GRAFANA_HINT}")
+            self._say(f"  grafana      {GRAFANA_HINT}")
             return
         self.grafana = LocalGrafana.prepare(self.settings, command, self.stack.var_dir)
         child = Child(
@@ -191,7 +191,7 @@ class Composition:
         )
         child.start(self.environment)
         self.children["grafana"] = child
-        self._say(f"  grafana    starting     {self.grafana.url}")
+        self._say(f"  grafana      starting {self.grafana.url}")
 
     def _demo_key(self) -> str:
         from ioc.api.keys import KeyStore  # noqa: PLC0415 - only the demo needs a key at start
