@@ -7,6 +7,10 @@
 * Each message is routed (:mod:`ingest.router`) on paho's network thread; its points and dead
   letters go to the :class:`~ingest.writer.Writer`, which calls back when they are durable, and
   only then is the message acknowledged. Nothing raises into paho's loop.
+* It also reads the broker's own log (``$SYS/broker/log/N``, a plain subscription: the broker
+  delivers it to no shared one): what the broker refused (oversize packets, malformed topics)
+  never arrives as a message, so each refusal is counted (``broker_refused.<cause>``) and
+  stored as a ``broker_refused`` dead letter with the device's source (:mod:`ingest.brokerlog`).
 * Every ``metrics_interval`` seconds the collector writes its own figures (measurement
   ``ingest``, policy ``ops``, tag ``collector``) through the same writer.
 """
@@ -24,6 +28,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
 
+from ingest.brokerlog import BROKER_LOG_TOPIC, BrokerLog
 from ingest.deadletter import DeadLetter
 from ingest.formats.model import DEFAULT_MAX_BYTES
 from ingest.router import SUBSCRIPTIONS, Router
@@ -68,6 +73,7 @@ class Collector:
             max_future_s=parse_period(settings.ingest_max_future),
         )
         self.router = Router(catalog, validator, max_bytes=DEFAULT_MAX_BYTES)
+        self.broker_log = BrokerLog(catalog.registry)
         self.counters: Counter[str] = Counter()
         self.connected = threading.Event()
         self._client: mqtt.Client | None = None
@@ -118,6 +124,7 @@ class Collector:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.message_callback_add(BROKER_LOG_TOPIC, self._on_broker_log)
         client.reconnect_delay_set(min_delay=1, max_delay=30)
         self._client = client
         properties = session_properties(self.settings, receive_maximum=RECEIVE_MAXIMUM)
@@ -141,7 +148,9 @@ class Collector:
             return
         # Subscribe on every connect: a broker that lost the session (or a 3.1.1 clean one)
         # must not leave the collector connected and deaf.
-        result, _ = client.subscribe([(topic, 1) for topic in self.topics])
+        # The broker's log is QoS 0 and goes to plain subscriptions only: every collector reads it.
+        wanted = [(topic, 1) for topic in self.topics] + [(BROKER_LOG_TOPIC, 0)]
+        result, _ = client.subscribe(wanted)
         if result is not MQTTErrorCode.MQTT_ERR_SUCCESS:
             log.error("subscribe failed: %s", result)
         self.counters["connects"] += 1
@@ -183,6 +192,29 @@ class Collector:
         writer = self._writer
         if writer is not None:
             writer.submit(raw, ops, token, stop=self._stop)
+
+    def _on_broker_log(
+        self, _client: mqtt.Client, _userdata: object, msg: mqtt.MQTTMessage
+    ) -> None:
+        try:
+            ops = self.read_broker_log(bytes(msg.payload), time.time_ns())
+        except Exception:  # a bug must not kill paho's loop (STYLE.md)
+            log.exception("reading the broker's log line %r failed", msg.payload[:200])
+            return
+        writer = self._writer
+        if ops and writer is not None:
+            writer.submit([], ops, None, stop=self._stop)
+
+    def read_broker_log(self, payload: bytes, received_ns: int) -> list[str]:
+        """One line of the broker's log: the ops line of the refusal it reports, if any."""
+        self.counters["broker_log_lines"] += 1
+        refusal = self.broker_log.read(payload, received_ns)
+        if refusal is None:
+            return []
+        self.counters["broker_refused"] += 1
+        self.counters[f"broker_refused.{refusal.cause}"] += 1
+        log.info("%s", refusal.message)
+        return [encode_point(refusal.to_point())]
 
     def handle(self, topic: str, payload: bytes, received_ns: int) -> tuple[list[str], list[str]]:
         """Route one message: the raw lines and the ops lines (dead letters) it produces."""
@@ -249,8 +281,12 @@ class Collector:
             "connected": self.connected.is_set(),
             "healthy": self.connected.is_set() and not stats.held,
         }
+        fields["broker_log_lines"] = self.counters["broker_log_lines"]
+        fields["broker_refused"] = self.counters["broker_refused"]
         dead = {
-            k: v for k, v in self.counters.items() if k.startswith(("dead_letters.", "ignored."))
+            k: v
+            for k, v in self.counters.items()
+            if k.startswith(("dead_letters.", "ignored.", "broker_refused."))
         }
         fields["dead_letters"] = sum(v for k, v in dead.items() if k.startswith("dead_letters."))
         fields.update(dead)

@@ -9,8 +9,10 @@ Who may do what on the production Mosquitto (``deploy/mosquitto/``) follows from
   may write ``v3/+/devices/<device_id>/up`` for each registered The Things Stack device id,
   ``lns-chirpstack`` ``application/+/device/<dev_eui>/event/+`` for each registered DevEUI;
 * ``ioc-probe`` writes the topics of the registry's probe sources;
-* ``ioc-ingest`` (every collector) reads the collectors' subscriptions and writes the dead-letter
-  topic when one is configured; ``ioc-health`` reads ``$SYS/broker/uptime`` (health checks);
+* ``ioc-ingest`` (every collector) reads the collectors' subscriptions and the broker's NOTICE
+  log ``$SYS/broker/log/N`` (what the broker refused, with client ids, user names and
+  addresses: nobody else reads it), and writes the dead-letter topic when one is configured;
+  ``ioc-health`` reads ``$SYS/broker/uptime`` (health checks);
 * ``ioc-alerts`` (the alert evaluator) writes the retained alert states under
   ``<IOC_ALERTS_TOPIC>/#``; ``alerts-reader`` (displays, sirens) may only read them;
 * nobody else may do anything: no anonymous access, no ``pattern`` lines.
@@ -63,6 +65,9 @@ SERVICE_USERS = (
 )
 
 HEALTH_TOPIC = "$SYS/broker/uptime"
+BROKER_LOG_TOPIC = "$SYS/broker/log/N"
+"""The broker's NOTICE log lines, which collectors read to count what the broker refused
+(``ingest.brokerlog.BROKER_LOG_TOPIC``; a test keeps the two equal)."""
 COLLECTOR_TOPICS = (
     "ioc/v1/#",
     "v3/+/devices/+/up",
@@ -181,6 +186,7 @@ def broker_users(
         devices.append(BrokerUser(source.id, f"{source_class}: {name}", grants))
 
     ingest = [Grant("read", topic) for topic in COLLECTOR_TOPICS]
+    ingest.append(Grant("read", BROKER_LOG_TOPIC))
     if dead_letter_topic:
         ingest.append(Grant("write", f"{dead_letter_topic.rstrip('/')}/#"))
     alert_states = _alert_states(alerts_topic)

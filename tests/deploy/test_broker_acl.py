@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -403,3 +404,106 @@ def test_the_evaluators_publisher_reports_a_state_the_broker_refuses(broker: Bro
         publisher.publish(ALERT_STATE, b"firing")  # its own prefix still goes through
     finally:
         publisher.close()
+
+
+# --- what the broker refuses: max_packet_size, and its log for the collectors only ------------
+
+MAX_PACKET_SIZE = 1_048_576
+BROKER_LOG = "$SYS/broker/log/N"
+
+
+def misbehave(broker: Broker, user: str, topic: str, payload: bytes) -> tuple[str, int | None, str]:
+    """A device that publishes once (QoS 1, no reconnect), until the broker disconnects it: its
+    client id, the Maximum Packet Size the broker announced in CONNACK, and the DISCONNECT
+    reason."""
+    client_id = f"t-{uuid.uuid4().hex[:10]}"
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        protocol=MQTTProtocolVersion.MQTTv5,
+        reconnect_on_failure=False,
+    )
+    client.username_pw_set(user, broker.passwords[user])
+    announced: list[int | None] = []
+    gone: list[ReasonCode] = []
+    connected, disconnected = threading.Event(), threading.Event()
+
+    def on_connect(_c: mqtt.Client, _u: object, _f: object, rc: ReasonCode, props: Any) -> None:
+        assert not rc.is_failure, rc
+        announced.append(getattr(props, "MaximumPacketSize", None))
+        connected.set()
+
+    def on_disconnect(_c: mqtt.Client, _u: object, _f: object, rc: ReasonCode, _p: object) -> None:
+        gone.append(rc)
+        disconnected.set()
+
+    client.on_connect = on_connect
+    client.on_disconnect = on_disconnect
+    client.connect("127.0.0.1", broker.port, keepalive=10)
+    client.loop_start()
+    try:
+        assert connected.wait(5), "no CONNACK"
+        client.publish(topic, payload, qos=1)
+        assert disconnected.wait(10), "the broker did not disconnect the device"
+    finally:
+        client.loop_stop()
+    return client_id, announced[0], str(gone[0])
+
+
+def wait_for_line(session: Session, ending: bytes, timeout: float = 5.0) -> list[bytes]:
+    """The log lines received up to the one ending with ``ending`` (each starts with its time)."""
+    seen: list[bytes] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            _, text = session.received.get(timeout=0.1)
+        except queue.Empty:
+            continue
+        seen.append(text)
+        if text.endswith(ending):
+            return seen
+    raise AssertionError(f"no log line ending {ending!r}; got {seen}")
+
+
+@pytest.mark.parametrize(
+    ("topic", "payload", "reasons", "logged"),
+    [
+        (
+            "ioc/v1/46/46-dvc/service",
+            b"x" * (MAX_PACKET_SIZE + 1),
+            # MQTT 5 DISCONNECT 0x95, unless the device's own write of the rest of the packet
+            # fails first (the broker closes the socket right after the DISCONNECT)
+            {"Packet too large", "Unspecified error"},
+            "disconnected due to oversize packet.",
+        ),
+        (
+            "ioc/v1/46/46-dvc/service\x01",
+            b"{}",
+            {"Malformed packet"},  # MQTT 5 DISCONNECT 0x81
+            "disconnected due to malformed packet.",
+        ),
+    ],
+    ids=["oversize", "control character in the topic"],
+)
+def test_a_refused_packet_is_logged_for_the_collectors_and_nobody_else(
+    *,
+    broker: Broker,
+    open_session: Opener,
+    topic: str,
+    payload: bytes,
+    reasons: set[str],
+    logged: str,
+) -> None:
+    collector = open_session("ioc-ingest")
+    collector.subscribe(BROKER_LOG)
+    spies = [open_session(user) for user in ("01-air-a", "ioc-health", "alerts-reader")]
+    for spy in spies:
+        spy.subscribe("$SYS/#", "$SYS/broker/log/#", BROKER_LOG)
+    client_id, announced, disconnected = misbehave(broker, "46-dvc", topic, payload)
+    assert announced == MAX_PACKET_SIZE  # deploy/ sets max_packet_size, not message_size_limit
+    assert disconnected in reasons
+    seen = wait_for_line(collector, f": Client {client_id} {logged}".encode())
+    # the user name is in the connect line (connection_messages true): the collector's key
+    assert any(text.endswith(f"as {client_id} (p5, c1, k10, u'46-dvc').".encode()) for text in seen)
+    for spy in spies:  # the health user reads $SYS/broker/uptime and nothing of the log
+        assert [t for t, _ in spy.drain() if t.startswith("$SYS/broker/log")] == []

@@ -10,10 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from ingest import brokerlog
 from ingest.router import SUBSCRIPTIONS
 from ioc.catalog import Catalog
 from ioc.cli import main
 from ioc.devices import (
+    BROKER_LOG_TOPIC,
     COLLECTOR_TOPICS,
     DevicesError,
     Grant,
@@ -28,6 +30,7 @@ from ioc.devices import (
 
 def test_the_collectors_grants_are_exactly_their_subscriptions() -> None:
     assert COLLECTOR_TOPICS == SUBSCRIPTIONS
+    assert BROKER_LOG_TOPIC == brokerlog.BROKER_LOG_TOPIC
 
 
 @pytest.mark.parametrize(
@@ -55,6 +58,7 @@ def test_users_and_grants_of_the_sample_registry(sample_catalog: Catalog) -> Non
             Grant("read", "ioc/v1/#"),
             Grant("read", "v3/+/devices/+/up"),
             Grant("read", "application/+/device/+/event/+"),
+            Grant("read", "$SYS/broker/log/N"),
             Grant("write", "ioc/dl/#"),
         ),
         "ioc-probe": (Grant("write", "ioc/v1/01/01-portal-probe/probe"),),

@@ -211,20 +211,20 @@ def test_sigkill_mid_stream_loses_no_acknowledged_reading_and_doubles_none(
     }
     log = tmp_path / "collector.log"
     base_ms = time.time_ns() // 10**6 - 60_000
-    total = 5000
+    total, first = 20_000, 15_000  # enough in flight that the kill lands mid-stream on a fast box
     expected = [base_ms + i for i in range(total)]
     collector = _start_collector(env, log)
     try:
         _wait_connected(log, 1)
         with Store(own_database) as store:
-            for t in expected[:2000]:
+            for t in expected[:first]:
                 publisher.client.publish(TOPIC, reading(t), qos=1)
             wait_for(lambda: len(stored_times(store)) > 0, what="the first readings")
             collector.send_signal(signal.SIGKILL)  # mid-stream
             collector.wait(timeout=30)
             at_kill = len(stored_times(store))
-            assert 0 < at_kill < 2000, at_kill  # killed with work in flight
-            for t in expected[2000:-1]:  # published while the collector is dead
+            assert 0 < at_kill < first, at_kill  # killed with work in flight
+            for t in expected[first:-1]:  # published while the collector is dead
                 publisher.client.publish(TOPIC, reading(t), qos=1)
             publisher.publish(TOPIC, reading(expected[-1]))  # the broker has them all
             collector = _start_collector(env, log)
