@@ -1,9 +1,10 @@
 """The API application factory: settings, catalog, store, keys, rate limiter, blueprints.
 
-Request path: a key is required everywhere under ``/api/v1`` except health and the OpenAPI
-document; the key's rate limit is checked (429 + Retry-After, shared by every worker); an
-identical GET answered in the last ``IOC_API_CACHE_SECONDS`` comes from the worker's cache;
-every successful GET leaves with an ETag and Cache-Control (304 on a matching If-None-Match).
+Request path: a key is required everywhere under ``/api/v1`` except the live and ready checks
+and the API's documentation; the key's rate limit is checked (429 + Retry-After, shared by every
+worker); an identical GET answered in the last ``IOC_API_CACHE_SECONDS`` comes from the
+worker's cache; every successful GET leaves with an ETag and Cache-Control (304 on a matching
+If-None-Match).
 """
 
 from __future__ import annotations
@@ -13,14 +14,16 @@ import time
 from collections.abc import Mapping
 from typing import Any, cast
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, g, request, send_from_directory
+from swagger_ui_bundle import swagger_ui_path
+from werkzeug.exceptions import NotFound
 from werkzeug.routing import BaseConverter
 
 from ioc import __version__
 from ioc.api import problems
 from ioc.api.context import DATA_KEY
 from ioc.api.data import IndicatorData
-from ioc.api.http import ResponseCache, cache_key, finish
+from ioc.api.http import ResponseCache, cache_key, finish, negotiate, offered_formats
 from ioc.api.keys import KeyStore, presented_key
 from ioc.api.ratelimit import RateLimiter
 from ioc.api.routes import alerts, feeds, health, indicators, places, reminders
@@ -33,8 +36,22 @@ log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1024 * 1024
 """Largest request body (pushed readings); larger is 413."""
-OPEN_PATHS = ("/api/v1/health/", "/api/v1/openapi.json", "/api/v1/docs")
-"""Paths that need no key: health checks and the API's own documentation."""
+OPEN_PATHS = (
+    "/api/v1/health/live",
+    "/api/v1/health/ready",
+    "/api/v1/openapi.json",
+    "/api/v1/docs",
+)
+"""Paths that need no key: the load balancer's health checks and the API's own documentation
+(and its assets). ``/health/feeds`` names devices and needs an operator key."""
+SWAGGER_UI_URL = "/api/v1/docs/static/"
+"""Where the docs page loads Swagger UI from: this app, out of the pinned swagger-ui-bundle."""
+SWAGGER_UI_FILES = frozenset(
+    name + suffix
+    for name in ("swagger-ui.css", "swagger-ui-bundle.js", "swagger-ui-standalone-preset.js")
+    for suffix in ("", ".map")
+)
+"""The files of swagger-ui-bundle the docs page loads (and their source maps)."""
 CACHE_KEY, LIMITER_KEY, KEYS_KEY = "ioc.cache", "ioc.limiter", "ioc.keys"
 
 API_DESCRIPTION = """\
@@ -44,8 +61,10 @@ progress, data-sharing and whether each department's feed is live. Values exist 
 province and for the nation (`VN`), with band, coverage and origin.
 
 Send your key in the `X-API-Key` header (or `Authorization: Bearer <key>`). Errors are
-`application/problem+json` (RFC 9457) naming the parameter and the value. Series, rankings,
-values, feeds and dead letters are also served as CSV (`?format=csv` or `Accept: text/csv`).
+`application/problem+json` (RFC 9457) naming the parameter and the value; a 400 lists every
+invalid parameter in `errors`. Series, rankings, values, scorecards, feeds and dead letters are
+also served as CSV (`?format=csv` or `Accept: text/csv`); a format a resource does not have is
+400 (`format`) or 406 (`Accept`), never answered as JSON instead.
 """
 
 
@@ -60,7 +79,9 @@ def create_app(config: dict[str, Any] | None = None, *, settings: Settings | Non
         OPENAPI_URL_PREFIX="/api/v1",
         OPENAPI_JSON_PATH="openapi.json",
         OPENAPI_SWAGGER_UI_PATH="/docs",
-        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/",
+        OPENAPI_SWAGGER_UI_URL=SWAGGER_UI_URL,
+        # no "validate this document" badge: it would send the browser to validator.swagger.io
+        OPENAPI_SWAGGER_UI_CONFIG={"validatorUrl": None},
         API_SPEC_OPTIONS={
             "info": {"description": API_DESCRIPTION},
             "servers": [{"url": "/"}],
@@ -98,8 +119,23 @@ def create_app(config: dict[str, Any] | None = None, *, settings: Settings | Non
     for module in (indicators, places, feeds, reminders, alerts, health):
         api.register_blueprint(module.blp)
     api.register_blueprint(alerts.silences_blp)
+    app.add_url_rule(f"{SWAGGER_UI_URL}<path:filename>", "swagger_ui", _swagger_ui_file)
     _hooks(app, settings)
     return app
+
+
+def _swagger_ui_file(filename: str) -> Response:
+    """A Swagger UI file for the docs page, so that the docs work without the Internet."""
+    if filename not in SWAGGER_UI_FILES:
+        raise NotFound()
+    return send_from_directory(str(swagger_ui_path), filename, max_age=86400)
+
+
+def _negotiate() -> None:
+    """Choose the answer's format (400 for a ``format`` it lacks, 406 for Accept) once."""
+    offered = offered_formats()
+    if offered is not None and request.method != "OPTIONS":
+        g.format = negotiate(offered)
 
 
 class IndicatorKey(BaseConverter):
@@ -118,6 +154,7 @@ def _hooks(app: Flask, settings: Settings) -> None:
         g.now_ns = time.time_ns()
         g.principal = None
         if request.path.startswith(OPEN_PATHS) or not request.path.startswith("/api/v1"):
+            _negotiate()
             return None
         # Headers is case-insensitive, as the lookup needs; it is a Mapping in all but name.
         verification = keys.check(presented_key(cast(Mapping[str, str], request.headers)))
@@ -152,6 +189,7 @@ def _hooks(app: Flask, settings: Settings) -> None:
                 extra={"retry_after": decision.retry_after_s},
                 headers=decision.headers(),
             )
+        _negotiate()  # before the cache: a cached answer must suit this request's Accept too
         if request.method == "GET" and cache.enabled:
             principal = verification.principal
             provinces = ",".join(sorted(principal.provinces or ())) or "*"

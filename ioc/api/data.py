@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from ingest.brokerlog import CAUSES, REFUSED
+from ioc.api.coverage import coverage_detail
 from ioc.catalog import Catalog, Direction, Indicator, Source
 from ioc.engine.values import NATION
 from ioc.errors import ApiProblem
@@ -21,10 +23,13 @@ from ioc.places import Places, Province, Ward
 from ioc.settings import Settings
 from ioc.store import Store
 from ioc.store.influxql import (
+    COVERAGE_FIELDS,
+    VALUE_FIELDS,
     alert_history,
+    broker_refusals,
     last_received,
+    latest_detail_values,
     latest_self_metrics,
-    latest_values,
     recent_dead_letters,
     value_series,
 )
@@ -40,6 +45,8 @@ LIVENESS_GRACE = 2.0
 """A feed is live while its last record is younger than its expected interval × this factor
 (the engine's ``feed_live_share`` uses the same grace)."""
 LEVELS = ("nation", "province", "ward")
+REFUSAL_ROWS = 100_000
+"""Most broker refusals one feed-health answer reads (newest first); beyond, it says truncated."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +188,7 @@ class IndicatorData:
             "expected": row.get("expected"),
             "sources": row.get("sources"),
             "origin": origin,
+            "coverage_detail": coverage_detail(ref.level, row),
         }
 
     def latest(
@@ -216,7 +224,8 @@ class IndicatorData:
         params: Mapping[str, str],
         now_ns: int,
     ) -> list[tuple[Mapping[str, str], dict[str, Any]]]:
-        text = latest_values(self.db, filters=filters, group_by=group_by)
+        fields = (*VALUE_FIELDS, *COVERAGE_FIELDS)  # the values' query, with coverage by kind
+        text = latest_detail_values(self.db, fields=fields, filters=filters, group_by=group_by)
         window = int(LATEST_WINDOW.total_seconds()) * _NS
         bound = dict(params)
         bound["start"] = _iso(datetime.fromtimestamp((now_ns - window) / _NS, tz=UTC))
@@ -305,6 +314,7 @@ class IndicatorData:
                     "band": mine["band"] if mine else None,
                     "coverage": mine["coverage"] if mine else None,
                     "expected": mine["expected"] if mine else None,
+                    "coverage_detail": mine["coverage_detail"] if mine else None,
                     "meets_target": _meets(indicator, mine["value"] if mine else None),
                     "rank": mine["rank"] if mine else None,
                     "of": mine["of"] if mine else None,
@@ -401,6 +411,64 @@ class IndicatorData:
                     }
                 )
         return out
+
+    def broker_refusals(
+        self,
+        scope: Scope,
+        *,
+        start: datetime,
+        end: datetime,
+        province: str | None,
+        window: str,
+    ) -> dict[str, Any]:
+        """What the broker refused in (start, end]: per registered source (counts per cause, the
+        client ids, first and last, a sentence), and per client for refusals of no source (only
+        for keys that read every province). ``window`` names the period in the sentences."""
+        text = broker_refusals(self.db, province=province is not None, limit=REFUSAL_ROWS)
+        params = {"reason": REFUSED, "start": _iso(start), "end": _iso(end)}
+        if province is not None:
+            params["province"] = province
+        rows = [row for series in self.store.query(text, params) for row in series.rows()]
+        by_source: dict[str, list[Mapping[str, Any]]] = {}
+        by_client: dict[tuple[str, str | None], list[Mapping[str, Any]]] = {}
+        registry = self.catalog.registry
+        for row in rows:  # newest first
+            source = registry.get(str(row.get("source") or ""))
+            if source is not None:
+                if scope.allows(source.province):
+                    by_source.setdefault(source.id, []).append(row)
+            elif scope.provinces is None:
+                key = (str(row.get("client_id") or ""), row.get("username"))
+                by_client.setdefault(key, []).append(row)
+        sources = []
+        for source_id, refusals in by_source.items():
+            source = registry.source(source_id)
+            item = {
+                "source": source.id,
+                "name": source.name,
+                "kind": source.kind,
+                "province": source.province,
+                "ward": source.ward,
+                **_refusal_figures(refusals),
+                "clients": sorted({str(r.get("client_id") or "") for r in refusals}),
+            }
+            item["summary"] = _refusal_summary(f"{source.id} ({source.name})", item, window)
+            sources.append(item)
+        unattributed = [
+            {"client_id": client_id, "username": username, **_refusal_figures(refusals)}
+            for (client_id, username), refusals in by_client.items()
+        ]
+        sources.sort(key=lambda item: (-item["refused"], item["source"]))
+        unattributed.sort(key=lambda item: (-item["refused"], item["client_id"]))
+        return {
+            "window": window,
+            "start": rfc3339(int(start.timestamp()) * _NS),
+            "end": rfc3339(int(end.timestamp()) * _NS),
+            "refused": sum(item["refused"] for item in (*sources, *unattributed)),
+            "truncated": len(rows) >= REFUSAL_ROWS,
+            "sources": sources,
+            "unattributed": unattributed,
+        }
 
     def alert_history(
         self,
@@ -511,6 +579,36 @@ def _band(band: Any) -> dict[str, str] | None:
         "title_en": band.title_en,
         "colour": band.colour,
     }
+
+
+def _refusal_figures(refusals: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Counts per cause, first and last of one group of refusals (given newest first)."""
+    causes: dict[str, int] = {}
+    for row in refusals:
+        cause = str(row.get("cause") or "unknown")
+        causes[cause] = causes.get(cause, 0) + 1
+    return {
+        "refused": len(refusals),
+        "causes": dict(sorted(causes.items())),
+        "first": rfc3339(int(refusals[-1]["time"])),
+        "last": rfc3339(int(refusals[0]["time"])),
+        "last_cause": refusals[0].get("cause"),
+    }
+
+
+def _refusal_summary(who: str, item: Mapping[str, Any], window: str) -> str:
+    """The sentence an operator reads: the broker refused N packets from X in the last 24h..."""
+    count = item["refused"]
+    causes = "; ".join(
+        f"{n} {cause} ({CAUSES.get(cause, 'see the broker log')})"
+        for cause, n in sorted(item["causes"].items(), key=lambda kv: (-kv[1], kv[0]))
+    )
+    clients = ", ".join(repr(c) for c in item["clients"])
+    return (
+        f"the broker refused {count} packet{'s' if count != 1 else ''} from {who} in the last "
+        f"{window}: {causes}; last at {item['last']} ({item['last_cause']}), "
+        f"client id{'s' if len(item['clients']) != 1 else ''} {clients}"
+    )
 
 
 def _registered(text: str | None) -> datetime | None:

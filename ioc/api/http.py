@@ -1,9 +1,12 @@
-"""HTTP niceties in one place: CSV output, ETag / If-None-Match, Cache-Control, a short cache.
+"""HTTP niceties in one place: formats, CSV output, ETag / If-None-Match, Cache-Control, a cache.
 
-* **CSV**: series, rankings, values, feeds and dead letters as ``text/csv`` when asked with
-  ``?format=csv`` or ``Accept: text/csv`` (nested members flattened as ``place.code``...).
-  Text cells that a spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@``...) get a
-  leading ``'``; numbers are written as numbers.
+* **Formats**: every resource is JSON; a view class with ``formats = JSON_OR_CSV`` (values,
+  series, rankings, scorecards, feeds, dead letters) is also ``text/csv``. ``?format=`` chooses
+  (400 naming the formats if the resource has no such format), else the Accept header (406 if
+  it allows none of them); ``format=json`` is accepted by every resource.
+* **CSV**: nested members flattened as ``place.code``...; text cells that a spreadsheet would
+  run as a formula (``=``, ``+``, ``-``, ``@``...) get a leading ``'``; numbers are written as
+  numbers.
 * **ETag**: every 200 answer to a GET carries a strong ETag (a hash of the body); a request whose
   ``If-None-Match`` matches gets 304 with no body.
 * **Cache-Control**: ``private, max-age=<IOC_API_CACHE_SECONDS>`` (answers depend on the key).
@@ -23,18 +26,75 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Response, request
+from flask import Response, current_app, g, request
+
+from ioc.api.problems import InvalidParameter, bad_request
+from ioc.errors import ApiProblem
 
 CSV_TYPE = "text/csv"
+MEDIA_TYPES = {"json": "application/json", "csv": CSV_TYPE}
+"""Every format a resource may be served in, by its ``?format=`` name."""
+JSON_ONLY = ("json",)
+JSON_OR_CSV = ("json", "csv")
+OPENAPI_ENDPOINT = "api-docs.openapi_json"
+"""flask-smorest's endpoint of the OpenAPI document."""
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
-def wants_csv(format_arg: str | None) -> bool:
-    """True if the request asks for CSV (``format=csv`` wins over the Accept header)."""
-    if format_arg is not None:
-        return format_arg == "csv"
-    best = request.accept_mimetypes.best_match(["application/json", CSV_TYPE])
-    return best == CSV_TYPE
+def offered_formats() -> tuple[str, ...] | None:
+    """The formats of the resource the request reaches: its view class's ``formats``.
+
+    JSON for the OpenAPI document; None for what is neither (the docs page, an unknown route).
+    """
+    view = current_app.view_functions.get(request.endpoint or "")
+    view_class = getattr(view, "view_class", None)
+    if view_class is None:
+        return JSON_ONLY if request.endpoint == OPENAPI_ENDPOINT else None
+    formats: tuple[str, ...] = getattr(view_class, "formats", JSON_ONLY)
+    return formats
+
+
+def negotiate(offered: Sequence[str]) -> str:
+    """The format to answer in: ``?format=`` if given, else the best one Accept allows.
+
+    Raises a 400 problem for a ``format`` the resource does not offer and a 406 when the Accept
+    header allows none of its media types; no Accept header (or an empty one) means JSON.
+    """
+    asked = request.args.get("format")
+    if asked is not None:
+        if asked not in offered:
+            message = f"this resource is served as {' or '.join(offered)}"
+            invalid = InvalidParameter("query", "format", asked, message)
+            raise bad_request([invalid], formats=list(offered))
+        return asked
+    accept = request.headers.get("Accept", "").strip()
+    if not accept:
+        return offered[0]
+    best = request.accept_mimetypes.best_match([MEDIA_TYPES[name] for name in offered])
+    if best is None:
+        types = " or ".join(MEDIA_TYPES[name] for name in offered)
+        raise ApiProblem(
+            406,
+            "Not Acceptable",
+            f"header Accept = {accept!r}: this resource is served as {types} "
+            f"(or ask with ?format={'|'.join(offered)})",
+            extra={"parameter": "Accept", "value": accept, "formats": list(offered)},
+        )
+    return next(name for name in offered if MEDIA_TYPES[name] == best)
+
+
+def response_format() -> str:
+    """The format negotiated for this request (by the app's hook; JSON outside a resource)."""
+    chosen = g.get("format")
+    if chosen is None:
+        offered = offered_formats()
+        chosen = g.format = "json" if offered is None else negotiate(offered)
+    return str(chosen)
+
+
+def wants_csv() -> bool:
+    """True if the request is to be answered in CSV (``format=csv`` wins over Accept)."""
+    return response_format() == "csv"
 
 
 def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
@@ -135,8 +195,7 @@ class ResponseCache:
 def cache_key(scope_signature: str) -> str:
     """What makes two GETs identical: path, sorted query, wanted format, the caller's scope."""
     query = "&".join(f"{k}={v}" for k, v in sorted(request.args.items(multi=True)))
-    accept = "csv" if wants_csv(request.args.get("format")) else "json"
-    return f"{request.path}?{query}|{accept}|{scope_signature}"
+    return f"{request.path}?{query}|{response_format()}|{scope_signature}"
 
 
 def finish(response: Response, *, max_age: float) -> Response:

@@ -1,15 +1,18 @@
 """Every API error as ``application/problem+json`` (RFC 9457), documented as such in OpenAPI.
 
 One envelope for every error path: the API's own refusals (:class:`ioc.errors.ApiProblem`),
-flask-smorest's argument validation (400, naming each parameter and the value sent), Werkzeug's
-HTTP errors (404 route, 405, 413 body too large...), InfluxDB trouble (503 with Retry-After) and
-anything unexpected (500 with no stack trace, logged with a reference the caller can quote).
+flask-smorest's argument validation (400, listing every invalid parameter with the value sent),
+Werkzeug's HTTP errors (404 route, 405, 413 body too large...), InfluxDB trouble (503 with
+Retry-After) and anything unexpected (500 with no stack trace, logged with a reference the caller
+can quote).
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import marshmallow as ma
@@ -18,11 +21,47 @@ from flask_smorest import Api
 from flask_smorest.utils import prepare_response
 from werkzeug.exceptions import HTTPException
 
+from ioc.api.schemas import RejectionSchema
 from ioc.errors import ApiProblem, StoreError
 
 log = logging.getLogger(__name__)
 
 PROBLEM_TYPE = "application/problem+json"
+LOCATIONS = ("query", "path", "header", "cookie", "body")
+_WEBARGS_LOCATIONS = {
+    "querystring": "query",
+    "view_args": "path",
+    "headers": "header",
+    "cookies": "cookie",
+    "json": "body",
+    "form": "body",
+    "json_or_form": "body",
+    "files": "body",
+}
+_LABELS = {
+    "query": "query parameter",
+    "path": "path parameter",
+    "header": "header",
+    "cookie": "cookie",
+    "body": "body field",
+}
+
+
+class InvalidParameterSchema(ma.Schema):
+    """One invalid parameter of a 400 problem."""
+
+    location = ma.fields.String(required=True, validate=ma.validate.OneOf(LOCATIONS))
+    parameter = ma.fields.String(
+        required=True,
+        metadata={
+            "description": "Its name; a body field as a dotted path (matchers.province), "
+            "the whole body as body"
+        },
+    )
+    value = ma.fields.Raw(
+        required=True, allow_none=True, metadata={"description": "As sent; null if absent"}
+    )
+    message = ma.fields.String(required=True, metadata={"description": "What is wrong with it"})
 
 
 class ProblemSchema(ma.Schema):
@@ -35,7 +74,18 @@ class ProblemSchema(ma.Schema):
     instance = ma.fields.String(metadata={"description": "The request path"})
     parameter = ma.fields.String(metadata={"description": "The parameter at fault"})
     value = ma.fields.Raw(metadata={"description": "The value at fault"})
-    errors = ma.fields.Dict(metadata={"description": "Every invalid parameter with its messages"})
+    errors = ma.fields.List(
+        ma.fields.Nested(InvalidParameterSchema),
+        metadata={"description": "Every invalid parameter (400), in the order found"},
+    )
+    formats = ma.fields.List(
+        ma.fields.String(),
+        metadata={"description": "The formats this resource is served in (400 for ?format=, 406)"},
+    )
+    rejected = ma.fields.List(
+        ma.fields.Nested(RejectionSchema),
+        metadata={"description": "Pushed readings refused, with their reasons (400, 422)"},
+    )
     retry_after = ma.fields.Integer(metadata={"description": "Seconds to wait (429, 503)"})
     reference = ma.fields.String(metadata={"description": "Quote this when reporting a 500"})
 
@@ -64,16 +114,107 @@ def problem_response(
     return response
 
 
-def _first_invalid(messages: dict[str, Any]) -> tuple[str, str, list[str]]:
-    """The first (location, parameter, messages) of a webargs error dictionary."""
-    for location, fields in messages.items():
-        if isinstance(fields, dict):
-            for name, problems in fields.items():
-                texts = problems if isinstance(problems, list) else [str(problems)]
-                if isinstance(problems, dict):  # nested (e.g. a list item): flatten
-                    texts = [f"{k}: {v}" for k, v in problems.items()]
-                return location, str(name), [str(t) for t in texts]
-    return "request", "", []
+@dataclass(frozen=True, slots=True)
+class InvalidParameter:
+    """A parameter a request got wrong: where it was, its name, the value sent and why."""
+
+    location: str
+    parameter: str
+    value: Any
+    message: str
+
+    def describe(self) -> str:
+        """One line such as ``query parameter 'level' = 'district': must be one of ...``."""
+        message = self.message.rstrip(".")
+        if self.location == "body" and self.parameter == "body":
+            return f"request body: {message}"
+        shown = "" if self.value is None else f" = {self.value!r}"
+        return f"{_LABELS.get(self.location, self.location)} {self.parameter!r}{shown}: {message}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The member of a problem's ``errors``."""
+        return {
+            "location": self.location,
+            "parameter": self.parameter,
+            "value": self.value,
+            "message": self.message,
+        }
+
+
+def invalid_parameter(location: str, parameter: str, value: Any, message: str) -> ApiProblem:
+    """A 400 for one parameter a view refuses after validation (a range, a limit)."""
+    return bad_request([InvalidParameter(location, parameter, value, message)])
+
+
+def bad_request(invalid: list[InvalidParameter], **extra: Any) -> ApiProblem:
+    """A 400 listing every invalid parameter; ``detail`` names each on one line."""
+    first = invalid[0]
+    parts = [p.describe() for p in invalid]
+    if len(parts) == 1:
+        detail = parts[0]
+    else:
+        detail = f"{len(parts)} invalid parameters: " + "; ".join(parts)
+    return ApiProblem(
+        400,
+        "Bad Request",
+        detail,
+        extra={
+            "parameter": first.parameter,
+            "value": first.value,
+            "errors": [p.to_dict() for p in invalid],
+            **extra,
+        },
+    )
+
+
+def invalid_parameters(messages: Mapping[str, Any]) -> list[InvalidParameter]:
+    """Every invalid parameter of a webargs error dictionary, with the value the request sent."""
+    found = []
+    for webargs_location, fields in messages.items():
+        location = _WEBARGS_LOCATIONS.get(webargs_location, webargs_location)
+        for path, texts in _flatten(fields, ()):
+            name = ".".join(path) or location
+            found.append(InvalidParameter(location, name, _sent(location, path), "; ".join(texts)))
+    return found
+
+
+def _flatten(node: Any, path: tuple[str, ...]) -> Iterator[tuple[tuple[str, ...], list[str]]]:
+    """(path, messages) of marshmallow's nested messages: ``{"matchers": {"ward": [...]}}``."""
+    if isinstance(node, Mapping):
+        for key, inner in node.items():
+            # "_schema" holds the errors of the object itself (not an object; a schema validator)
+            yield from _flatten(inner, path if key == "_schema" else (*path, str(key)))
+    elif isinstance(node, list | tuple):
+        texts = [str(item) for item in node if not isinstance(item, Mapping)]
+        if texts:
+            yield path, texts
+        for item in node:
+            if isinstance(item, Mapping):
+                yield from _flatten(item, path)
+    else:
+        yield path, [str(node)]
+
+
+def _sent(location: str, path: tuple[str, ...]) -> Any:
+    """The value the request sent for a parameter (None if absent, or for the whole body)."""
+    if not path:
+        return None
+    if location == "query":
+        values = request.args.getlist(path[0])
+        return values[0] if len(values) == 1 else (values or None)
+    if location == "path":
+        return (request.view_args or {}).get(path[0])
+    if location == "header":
+        return request.headers.get(path[0])
+    node: Any = request.get_json(silent=True) if request.is_json else request.form
+    for key in path:
+        if isinstance(node, Mapping) and key in node:
+            node = node[key]
+        elif isinstance(node, list) and key.isdigit() and int(key) < len(node):
+            node = node[int(key)]
+        else:
+            return None
+    return node
 
 
 class ProblemApi(Api):  # type: ignore[misc]
@@ -107,17 +248,16 @@ class ProblemApi(Api):  # type: ignore[misc]
         }
         headers.update(data.get("headers") or {})
         if messages and status in (400, 422):
-            location, name, texts = _first_invalid(messages)
-            args = request.args if location == "query" else request.view_args or {}
-            value = args.get(name)
-            shown = "" if value is None else f" = {value!r}"
-            return problem_response(
-                400,
-                "Bad Request",
-                f"{location} parameter {name!r}{shown}: {'; '.join(texts)}",
-                extra={"parameter": name, "value": value, "errors": messages},
-                headers=headers,
-            )
+            invalid = invalid_parameters(messages)
+            if invalid:
+                problem = bad_request(invalid)
+                return problem_response(
+                    problem.status,
+                    problem.title,
+                    problem.detail,
+                    extra=dict(problem.extra),
+                    headers=headers,
+                )
         detail = data.get("message") or error.description or error.name
         return problem_response(status, error.name, str(detail), headers=headers)
 

@@ -129,6 +129,10 @@ class SeriesQuery(_Formatted):
     )
 
 
+class ScorecardQuery(_Formatted):
+    """``GET /provinces/{code}/scorecard``."""
+
+
 class FeedsQuery(_Paged, _Formatted):
     """``GET /feeds``."""
 
@@ -150,6 +154,22 @@ class DeadLetterQuery(_Formatted):
     reason = ma.fields.String(validate=validate.Regexp(r"^[a-z0-9_]{1,40}$"))
     province = ma.fields.String(validate=PROVINCE_CODE)
     limit = ma.fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
+
+
+class FeedHealthQuery(_Query):
+    """``GET /health/feeds``."""
+
+    since = Duration(
+        load_default=86400,
+        metadata={"description": "how far back, at most 30d", "default": "24h"},
+        pattern=WITHIN_30_DAYS,
+    )
+    province = ma.fields.String(validate=PROVINCE_CODE)
+
+    @ma.validates("since")
+    def _at_most_30_days(self, value: int, **_: Any) -> None:
+        if value > THIRTY_DAYS_S:
+            raise ma.ValidationError("at most 30d (dead letters are kept 30 days)")
 
 
 class RemindersQuery(_Query):
@@ -336,6 +356,52 @@ class OriginSchema(ma.Schema):
     province = ma.fields.String(allow_none=True)
 
 
+class CoverageCountSchema(ma.Schema):
+    reporting = ma.fields.Integer(required=True, metadata={"description": "units that reported"})
+    expected = ma.fields.Integer(required=True, metadata={"description": "units registered"})
+
+
+class CoverageSchema(ma.Schema):
+    """Coverage by kind of unit, each place counted once (docs/catalog.md, "What the engine
+    writes"); a kind that does not apply at the value's level is null."""
+
+    provinces = ma.fields.Nested(
+        CoverageCountSchema,
+        required=True,
+        allow_none=True,
+        metadata={"description": "nation: provinces with a registered / reporting source"},
+    )
+    wards = ma.fields.Nested(
+        CoverageCountSchema,
+        required=True,
+        allow_none=True,
+        metadata={"description": "province, nation: communes and wards"},
+    )
+    departments = ma.fields.Nested(
+        CoverageCountSchema,
+        required=True,
+        allow_none=True,
+        metadata={"description": "province, nation: the provinces' departments (province level)"},
+    )
+    sources = ma.fields.Nested(CoverageCountSchema, required=True)
+    text = ma.fields.String(
+        required=True,
+        metadata={
+            "example": "130 of 130 communes and wards; 2 of 2 departments (135 of 135 sources)"
+        },
+    )
+    text_vi = ma.fields.String(
+        required=True,
+        metadata={"example": "130/130 xã, phường; 2/2 sở, ban, ngành (135/135 nguồn)"},
+    )
+
+
+COVERAGE_DOC = {
+    "description": "coverage by kind of unit, each place counted once however many sources it "
+    "has, in numbers and in words; null for a value the engine wrote before it counted them"
+}
+
+
 class ValueSchema(ma.Schema):
     indicator = ma.fields.String(required=True)
     place = ma.fields.Nested(PlaceSchema, required=True)
@@ -348,6 +414,7 @@ class ValueSchema(ma.Schema):
     expected = ma.fields.Integer(allow_none=True)
     sources = ma.fields.Integer(allow_none=True)
     origin = ma.fields.Nested(OriginSchema, allow_none=True)
+    coverage_detail = ma.fields.Nested(CoverageSchema, allow_none=True, metadata=COVERAGE_DOC)
 
 
 class _Page(ma.Schema):
@@ -405,6 +472,7 @@ class ScoreSchema(ma.Schema):
     band = ma.fields.Nested(BandSchema, allow_none=True)
     coverage = ma.fields.Integer(allow_none=True)
     expected = ma.fields.Integer(allow_none=True)
+    coverage_detail = ma.fields.Nested(CoverageSchema, allow_none=True, metadata=COVERAGE_DOC)
     meets_target = ma.fields.Boolean(allow_none=True)
     rank = ma.fields.Integer(allow_none=True)
     of = ma.fields.Integer(allow_none=True)
@@ -622,3 +690,41 @@ class ReadySchema(ma.Schema):
     influxdb = ma.fields.Dict(required=True)
     collectors = ma.fields.List(ma.fields.Dict(), required=True)
     engine = ma.fields.Dict(allow_none=True)
+
+
+class _RefusalFigures(ma.Schema):
+    refused = ma.fields.Integer(required=True, metadata={"description": "packets refused"})
+    causes = ma.fields.Dict(
+        keys=ma.fields.String(),
+        values=ma.fields.Integer(),
+        required=True,
+        metadata={"description": "refusals per cause: packet_too_large, malformed_packet..."},
+    )
+    first = ma.fields.String(required=True)
+    last = ma.fields.String(required=True)
+    last_cause = ma.fields.String(allow_none=True)
+
+
+class SourceRefusalsSchema(_RefusalFigures):
+    source = ma.fields.String(required=True)
+    name = ma.fields.String(required=True)
+    kind = ma.fields.String(required=True)
+    province = ma.fields.String(required=True)
+    ward = ma.fields.String(allow_none=True)
+    clients = ma.fields.List(ma.fields.String(), required=True)
+    summary = ma.fields.String(required=True)
+
+
+class ClientRefusalsSchema(_RefusalFigures):
+    client_id = ma.fields.String(required=True)
+    username = ma.fields.String(allow_none=True)
+
+
+class FeedHealthSchema(ma.Schema):
+    window = ma.fields.String(required=True)
+    start = ma.fields.String(required=True)
+    end = ma.fields.String(required=True)
+    refused = ma.fields.Integer(required=True)
+    truncated = ma.fields.Boolean(required=True)
+    sources = ma.fields.List(ma.fields.Nested(SourceRefusalsSchema), required=True)
+    unattributed = ma.fields.List(ma.fields.Nested(ClientRefusalsSchema), required=True)

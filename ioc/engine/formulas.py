@@ -187,7 +187,10 @@ LIVENESS = "feed_liveness"
 def liveness_value(
     source: Source, last_record_ns: int | None, end_ns: int, *, grace: float
 ) -> SourceValue:
-    """100 if the source's last record is recent enough at end_ns, else 0 (live / registered)."""
+    """100 if the source's last record is recent enough at end_ns, else 0 (live / registered).
+
+    A feed that is not live (stale, never reported, clock ahead) is counted in the share but
+    not as reporting: coverage says how many units are live, not how many were looked at."""
     end = datetime.fromtimestamp(end_ns / _NS, tz=UTC)
     last = None if last_record_ns is None else datetime.fromtimestamp(last_record_ns / _NS, tz=UTC)
     feed = liveness.Feed(
@@ -208,4 +211,5 @@ def liveness_value(
         numerator=1.0 if live else 0.0,
         denominator=1.0,
         details=MappingProxyType(details),
+        reported=live,
     )

@@ -2,15 +2,21 @@
 
 Every place's value is computed from the source values inside it, never from its children's
 values, so a ratio is always the ratio of the sums (not a mean of ratios) and a maximum always
-names the source it came from. Coverage counts the units one level down that reported:
+names the source it came from. Coverage counts real places, each once however many sources it
+has, and says what they are:
 
-* ward: its sources;
-* province: its wards with a reporting source, plus its province-level sources (department
-  feeds belong to the province, not to a ward);
-* nation: its provinces with a reporting source.
+* wards (communes and wards): a ward with a registered source is expected, and reporting if one
+  of its sources reported;
+* departments, the province's own level: the province-level sources (no ward) grouped by their
+  registry ``department`` (a province-level source without one is a unit of its own);
+* provinces: a province with a registered source is expected, and reporting if one of its sources
+  reported;
+* sources: every registered source, at any depth.
 
-``expected`` counts the same units among the registered sources, so ``coverage/expected`` is the
-share of the place that is actually reporting.
+``coverage``/``expected`` keep counting the units one level down: a ward's sources; a province's
+wards plus its departments; the nation's provinces. A registered source that never reported is
+expected and not reporting; so is a source whose value the roll-up counts without it having
+reported (a silent feed is "not live", :attr:`SourceValue.reported` False).
 """
 
 from __future__ import annotations
@@ -42,9 +48,29 @@ def ratio_pct(numerator: float, denominator: float) -> float | None:
     return float(rounded)
 
 
-def _unit_of(source: Source) -> str:
-    """The unit a source counts as inside its province: its ward, or itself if it has none."""
-    return source.ward if source.ward is not None else f"source:{source.id}"
+def _department_of(source: Source) -> str | None:
+    """The department a province-level source counts as (None for a source in a ward).
+
+    Departments are named by people in the registry: compared without case and extra spaces,
+    and per province (every province has its own "Sở Khoa học và Công nghệ")."""
+    if source.ward is not None:
+        return None
+    if source.department is None:
+        return f"{source.province}/source:{source.id}"
+    return f"{source.province}/{' '.join(source.department.split()).casefold()}"
+
+
+def _ward_of(source: Source) -> str | None:
+    return source.ward
+
+
+def _province_of(source: Source) -> str | None:
+    return source.province
+
+
+def _count(sources: Iterable[Source], key: Callable[[Source], str | None]) -> int:
+    """Distinct non-None keys of ``sources``: each unit once, however many sources it has."""
+    return len({k for k in map(key, sources) if k is not None})
 
 
 class _Place:
@@ -92,19 +118,10 @@ def roll_up(
     results = [_source_value(indicator, end_ns, source, value) for source, value in reported]
     for code, place in sorted(wards.items()):
         province = place.members[0].province
-        units = lambda s: s.id  # noqa: E731 - a ward's units are its sources
-        results.extend(
-            _place_value(indicator, end_ns, Level.WARD, place, units, combine, province, code)
-        )
+        results.extend(_place_value(indicator, end_ns, Level.WARD, place, combine, province, code))
     for code, place in sorted(provinces.items()):
-        results.extend(
-            _place_value(indicator, end_ns, Level.PROVINCE, place, _unit_of, combine, code, None)
-        )
-    results.extend(
-        _place_value(
-            indicator, end_ns, Level.NATION, nation, lambda s: s.province, combine, None, None
-        )
-    )
+        results.extend(_place_value(indicator, end_ns, Level.PROVINCE, place, combine, code, None))
+    results.extend(_place_value(indicator, end_ns, Level.NATION, nation, combine, None, None))
     return results
 
 
@@ -126,6 +143,8 @@ def _source_value(
         province=source.province,
         ward=source.ward,
         source=source.id,
+        coverage=1 if value.reported else 0,
+        sources=1 if value.reported else 0,
         numerator=value.numerator,
         denominator=value.denominator,
         latitude=source.location.lat if source.location else None,
@@ -134,20 +153,46 @@ def _source_value(
     )
 
 
+def _coverage(level: Level, place: _Place) -> dict[str, int]:
+    """The coverage fields of a place at ``level`` (see the module's docstring)."""
+    reporting = [source for source, value in place.values if value.reported]
+    members = place.members
+    counts = {"sources": len(reporting), "sources_expected": len(members)}
+    if level is Level.WARD:
+        return counts | {"coverage": len(reporting), "expected": len(members)}
+    wards = (_count(reporting, _ward_of), _count(members, _ward_of))
+    departments = (_count(reporting, _department_of), _count(members, _department_of))
+    counts |= {
+        "wards_reporting": wards[0],
+        "wards_expected": wards[1],
+        "departments_reporting": departments[0],
+        "departments_expected": departments[1],
+    }
+    if level is Level.PROVINCE:
+        return counts | {
+            "coverage": wards[0] + departments[0],
+            "expected": wards[1] + departments[1],
+        }
+    provinces = (_count(reporting, _province_of), _count(members, _province_of))
+    return counts | {
+        "provinces_reporting": provinces[0],
+        "provinces_expected": provinces[1],
+        "coverage": provinces[0],
+        "expected": provinces[1],
+    }
+
+
 def _place_value(  # noqa: PLR0917 - one call per level, each naming its place
     indicator: Indicator,
     end_ns: int,
     level: Level,
     place: _Place,
-    unit_of: Callable[[Source], str],
     combine: Combine | None,
     province: str | None,
     ward: str | None,
 ) -> list[IndicatorValue]:
     if not place.values:
         return []
-    coverage = len({unit_of(source) for source, _ in place.values})
-    expected = len({unit_of(source) for source in place.members})
     common = {
         "indicator": indicator.key,
         "unit": indicator.unit,
@@ -155,9 +200,7 @@ def _place_value(  # noqa: PLR0917 - one call per level, each naming its place
         "time_ns": end_ns,
         "province": province,
         "ward": ward,
-        "coverage": coverage,
-        "expected": expected,
-        "sources": len(place.values),
+        **_coverage(level, place),
     }
     if indicator.rollup is Rollup.SUM:
         total = sum(v.value for _, v in place.values)

@@ -125,7 +125,12 @@ def run_load_profile(settings: Settings, args: argparse.Namespace) -> int:
     if args.write_registry:
         wards = tuple(w.code for w in get_places().wards_of(profile.province))
         path = Path(args.write_registry)
-        path.write_text(registry_toml(profile, wards), encoding="utf-8")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(registry_toml(profile, wards), encoding="utf-8")
+        except OSError as exc:
+            print(f"ioc simulate load: cannot write {path}: {exc.strerror}")
+            return EXIT_USAGE
         print(f"wrote {profile.devices} load-test sources to {path}")
         print(f"start the collector with IOC_REGISTRY_FILE={path.resolve()}")
         return EXIT_OK

@@ -102,6 +102,17 @@ VALUE_FIELDS = (
     "origin_province",
 )
 """Fields read beside ``value`` when the latest value of a place is asked for."""
+COVERAGE_FIELDS = (
+    "sources_expected",
+    "wards_reporting",
+    "wards_expected",
+    "departments_reporting",
+    "departments_expected",
+    "provinces_reporting",
+    "provinces_expected",
+)
+"""Coverage split by kind of unit (ioc/engine/rollup.py), read beside :data:`VALUE_FIELDS` by
+the API's values (the walls show ``coverage``/``expected`` only, so their queries do not)."""
 
 
 def _where(filters: Sequence[str]) -> str:
@@ -467,4 +478,25 @@ def source_last_received(db: str, measurement: str, *, rp: str = "raw") -> str:
     return (
         f"SELECT last({quote_ident(RECEIVED_FIELD)}) FROM {qualified(db, rp, measurement)} "
         'WHERE "source" = $source AND time > $start AND time <= $end'
+    )
+
+
+BROKER_REFUSAL_FIELDS = ("province", "source", "cause", "client_id", "username")
+"""What a broker refusal (a dead letter of reason ``broker_refused``, ingest/brokerlog.py) holds
+beside its time."""
+
+
+def broker_refusals(db: str, *, province: bool, limit: int, rp: str = "ops") -> str:
+    """The newest dead letters of reason ``$reason`` (the broker's refusals) in ($start, $end],
+    optionally of one ``$province``, with their source, cause, client id and user name."""
+    if not 1 <= limit <= 100_000:
+        raise ValueError(f"limit must be between 1 and 100000, got {limit}")
+    conditions = ['"reason" = $reason']
+    if province:
+        conditions.append('"province" = $province')
+    conditions.append("time > $start AND time <= $end")
+    columns = ", ".join(quote_ident(field) for field in BROKER_REFUSAL_FIELDS)
+    return (
+        f"SELECT {columns} FROM {qualified(db, rp, 'dead_letter')} "
+        f"WHERE {' AND '.join(conditions)} ORDER BY time DESC LIMIT {limit}"
     )

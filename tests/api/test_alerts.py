@@ -446,9 +446,9 @@ def test_a_silence_names_its_author_when_given(
     [
         ({"duration": "2h", "comment": "x"}, ("matchers", "Missing")),
         ({**SILENCE, "matchers": {}}, ("matchers", "at least one of alertname")),
-        ({**SILENCE, "matchers": {"colour": "red"}}, ("matchers", "colour")),
-        ({**SILENCE, "matchers": {"province": "Huế"}}, ("matchers", "province")),
-        ({**SILENCE, "matchers": {"severity": "urgent"}}, ("matchers", "severity")),
+        ({**SILENCE, "matchers": {"colour": "red"}}, ("matchers.colour", "not a label")),
+        ({**SILENCE, "matchers": {"province": "Huế"}}, ("matchers.province", "2-digit")),
+        ({**SILENCE, "matchers": {"severity": "urgent"}}, ("matchers.severity", "one of")),
         ({**SILENCE, "duration": "2 hours"}, ("duration", "duration such as")),
         ({**SILENCE, "duration": "31d"}, ("duration", "at most 30d")),
         ({"matchers": {"province": "46"}, "comment": "x"}, ("duration", "Missing")),

@@ -51,6 +51,11 @@ def _seed_values(settings: Settings) -> None:
                     coverage=2,
                     expected=3,
                     sources=3,
+                    sources_expected=3,  # coverage by kind of unit (ioc/api/coverage.py)
+                    wards_reporting=2,
+                    wards_expected=3,
+                    departments_reporting=0,
+                    departments_expected=0,
                     origin=f"{province}-air-x",
                     origin_province=province,
                 ).to_point()
@@ -62,7 +67,24 @@ def _seed_values(settings: Settings) -> None:
                 ).to_point()
             )
         points.append(
-            IndicatorValue("vn_aqi", "AQI", Level.NATION, at, 150.0 - hour, None).to_point()
+            IndicatorValue(
+                "vn_aqi",
+                "AQI",
+                Level.NATION,
+                at,
+                150.0 - hour,
+                None,
+                coverage=4,
+                expected=5,
+                sources=9,
+                sources_expected=12,
+                provinces_reporting=4,
+                provinces_expected=5,
+                wards_reporting=9,
+                wards_expected=12,
+                departments_reporting=0,
+                departments_expected=0,
+            ).to_point()
         )
     for province, rate in (("01", 40.0), ("96", 53.66), ("40", 51.0)):
         points.append(
@@ -168,6 +190,7 @@ SEEDED_REQUESTS = [
     ("/api/v1/indicators/{key}/series", {"key": "vn_aqi"}, {"place": "VN", "agg": "max"}),
     ("/api/v1/indicators/{key}/series", {"key": "vn_aqi"}, {"place": "00070", "format": "csv"}),
     ("/api/v1/provinces/{code}/scorecard", {"code": "01"}, {}),
+    ("/api/v1/provinces/{code}/scorecard", {"code": "01"}, {"format": "csv"}),
     ("/api/v1/places/provinces/{code}", {"code": "46"}, {}),
     ("/api/v1/places/provinces/{code}/wards", {"code": "01"}, {"q": "hoan kiem"}),
     ("/api/v1/places/wards/{code}", {"code": "00070"}, {}),

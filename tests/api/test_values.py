@@ -211,6 +211,40 @@ def test_csv_for_series_and_ranking(
     assert lines[-1].split(",")[1] in ("152", "152.0")
 
 
+def test_csv_for_values_and_the_scorecard(
+    client: FlaskClient, keys: Keys, api_settings: Settings
+) -> None:
+    seed(api_settings)
+    values = get(client, keys.read, "/api/v1/indicators/vn_aqi/values?level=province&format=csv")
+    assert values.mimetype == "text/csv"
+    rows = list(csv.DictReader(io.StringIO(values.data.decode())))
+    assert [(r["place.code"], r["band.key"]) for r in rows][:2] == [
+        ("01", "bad"),
+        ("40", "moderate"),
+    ]
+    for asked in ({"url": "/api/v1/provinces/01/scorecard?format=csv"}, {"Accept": "text/csv"}):
+        url = asked.pop("url", "/api/v1/provinces/01/scorecard")
+        card = get(client, keys.read, url, **asked)
+        assert card.status_code == 200, card.data
+        assert card.mimetype == "text/csv"
+        assert 'filename="scorecard-01.csv"' in card.headers["Content-Disposition"]
+        rows = list(csv.DictReader(io.StringIO(card.data.decode())))
+        by_key = {r["indicator"]: r for r in rows}
+        assert len(by_key) == 10
+        aqi = by_key["vn_aqi"]
+        assert (float(aqi["value"]), aqi["band.key"], aqi["rank"], aqi["of"]) == (
+            152,
+            "bad",
+            "4",
+            "5",
+        )
+        assert (float(aqi["thresholds.warning"]), float(aqi["thresholds.critical"])) == (101, 201)
+        tasks = by_key["task_completion_rate"]
+        assert (float(tasks["value"]), float(tasks["target"])) == (40, 100)
+        assert tasks["meets_target"] == "false"
+        assert by_key["traffic_volume"]["value"] == ""  # nothing seeded: an empty cell
+
+
 def test_etag_gives_304_until_the_data_changes(
     client: FlaskClient, keys: Keys, api_settings: Settings
 ) -> None:

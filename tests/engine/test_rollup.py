@@ -182,3 +182,53 @@ def test_liveness_judges_the_age_against_the_promise() -> None:
     assert (live.value, live.details["state"]) == (100.0, "live")
     assert (stale.value, stale.details["state"]) == (0.0, "stale")
     assert (never.value, never.details["state"], never.denominator) == (0.0, "never_reported", 1.0)
+
+
+DEPARTMENTS = (
+    _source("w1", "40", "16681"),
+    _source("w2", "40", "16681"),  # a second source in the same commune
+    _source("w3", "40", "17935"),
+    _source("p1", "40", None, department="Sở Khoa học và Công nghệ"),
+    _source("p2", "40", None, department=" sở khoa học  và công nghệ"),  # the same, retyped
+    _source("p3", "40", None, department="Văn phòng UBND tỉnh"),
+    _source("p4", "40", None),  # no department: a unit of its own
+    _source("h1", "01", None, department="Sở Khoa học và Công nghệ"),  # Hà Nội's own
+)
+
+
+def test_coverage_counts_wards_and_departments_each_once() -> None:
+    indicator = get_catalog().indicator("traffic_volume")
+    values = [SourceValue(s, 1.0) for s in ("w1", "w2", "p1", "p2", "p4", "h1")]
+    found = _by_level(roll_up(indicator, END, values, DEPARTMENTS))
+    province = found[(Level.PROVINCE, "40")]
+    assert (province.wards_reporting, province.wards_expected) == (1, 2)
+    assert (province.departments_reporting, province.departments_expected) == (2, 3)
+    assert (province.sources, province.sources_expected) == (5, 7)
+    assert (province.coverage, province.expected) == (3, 5)
+    assert province.provinces_reporting is None  # a province point counts no provinces
+    ward = found[(Level.WARD, "16681")]
+    assert (ward.coverage, ward.expected, ward.sources, ward.sources_expected) == (2, 2, 2, 2)
+    assert ward.wards_reporting is None
+    nation = found[(Level.NATION, None)]
+    assert (nation.provinces_reporting, nation.provinces_expected) == (2, 2)
+    assert (nation.departments_reporting, nation.departments_expected) == (3, 4)
+    assert (nation.wards_reporting, nation.wards_expected) == (1, 2)
+    assert (nation.sources, nation.sources_expected) == (6, 8)
+
+
+def test_a_feed_that_is_not_live_is_counted_in_the_share_but_not_as_reporting() -> None:
+    indicator = get_catalog().indicator("feed_live_share")
+    seen = {"w1": END, "w3": END - 3600 * 10**9, "p1": END, "p3": END}  # w3 is stale
+    values = [liveness_value(s, seen.get(s.id), END, grace=2) for s in DEPARTMENTS]
+    found = _by_level(roll_up(indicator, END, values, DEPARTMENTS))
+    province = found[(Level.PROVINCE, "40")]
+    assert province.value == 42.86  # 3 live of 7
+    assert (province.wards_reporting, province.wards_expected) == (1, 2)
+    assert (province.departments_reporting, province.departments_expected) == (2, 3)
+    assert (province.sources, province.sources_expected) == (3, 7)
+    silent = found[(Level.WARD, "17935")]  # a value (0 % live), no unit reporting
+    assert (silent.value, silent.coverage, silent.expected) == (0.0, 0, 1)
+    source = found[(Level.SOURCE, "p4")]
+    assert (source.value, source.coverage, source.expected, source.sources) == (0.0, 0, 1, 0)
+    hanoi = found[(Level.PROVINCE, "01")]
+    assert (hanoi.value, hanoi.coverage, hanoi.expected) == (0.0, 0, 1)

@@ -73,3 +73,16 @@ def test_load_writes_a_registry_and_exits(
     assert main(["simulate", "load", "--devices", "3", "--write-registry", str(path)]) == 0
     assert path.read_text().count("[[source]]") == 3
     assert "IOC_REGISTRY_FILE=" in capsys.readouterr().out
+
+
+def test_load_creates_the_registrys_folder_and_says_when_it_cannot_write(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "var" / "load.toml"  # var/ does not exist yet (a fresh checkout)
+    assert main(["simulate", "load", "--devices", "2", "--write-registry", str(path)]) == 0
+    assert path.read_text().count("[[source]]") == 2
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    code = main(["simulate", "load", "--devices", "2", "--write-registry", str(blocked / "x.toml")])
+    assert code != 0
+    assert "cannot write" in capsys.readouterr().out

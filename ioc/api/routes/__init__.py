@@ -2,8 +2,27 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import flask
 import flask_smorest
+import marshmallow as ma
 from webargs.flaskparser import FlaskParser
+from werkzeug.datastructures import MultiDict
+
+
+class QueryParser(FlaskParser):
+    """webargs' parser, leaving ``format`` out of a query schema that does not declare it.
+
+    ``format`` is checked for every resource before its view (``ioc.api.http.negotiate``), so
+    ``format=json`` is accepted by a JSON-only resource rather than refused as an unknown field.
+    """
+
+    def load_querystring(self, req: flask.Request, schema: ma.Schema) -> Any:
+        if "format" in schema.fields or "format" not in req.args:
+            return super().load_querystring(req, schema)
+        kept = MultiDict([(k, v) for k, v in req.args.items(multi=True) if k != "format"])
+        return self._makeproxy(kept, schema)
 
 
 class Blueprint(flask_smorest.Blueprint):  # type: ignore[misc]
@@ -14,5 +33,5 @@ class Blueprint(flask_smorest.Blueprint):  # type: ignore[misc]
     An invalid parameter is a 400 (webargs says 422), and the document says so.
     """
 
-    ARGUMENTS_PARSER = FlaskParser(unknown=None)
+    ARGUMENTS_PARSER = QueryParser(unknown=None)
     ARGUMENTS_PARSER.DEFAULT_VALIDATION_STATUS = 400

@@ -25,7 +25,8 @@ from ingest.router import Router
 from ingest.validate import Validator
 from ioc.api import schemas
 from ioc.api.context import data, now_ns, require_operator, scope
-from ioc.api.http import csv_response, wants_csv
+from ioc.api.http import JSON_OR_CSV, csv_response, wants_csv
+from ioc.api.problems import invalid_parameter
 from ioc.api.routes import Blueprint
 from ioc.api.routes.indicators import CSV_DOC, page
 from ioc.catalog import Catalog, parse_period
@@ -112,6 +113,8 @@ class Intake:
 
 @blp.route("/feeds")
 class Feeds(MethodView):
+    formats = JSON_OR_CSV
+
     @blp.arguments(schemas.FeedsQuery, location="query")
     @blp.response(200, schemas.FeedPageSchema)
     @blp.doc(**CSV_DOC)
@@ -128,7 +131,7 @@ class Feeds(MethodView):
         counts = Counter(i["state"] for i in items)
         if args.get("state") is not None:
             items = [i for i in items if i["state"] == args["state"]]
-        if wants_csv(args.get("format")):
+        if wants_csv():
             return csv_response(items, FEED_COLUMNS, "feeds")
         body = page(items, args["page"], args["page_size"])
         body["counts"] = {
@@ -178,14 +181,14 @@ class FeedReadings(MethodView):
                 422,
                 "Unprocessable Content",
                 f"no reading was accepted: {result['rejected'][0]['message']}",
-                extra={"errors": {"rejected": result["rejected"]}},
+                extra={"rejected": result["rejected"]},
             )
         if not result["readings"] and result["rejected"]:
             raise ApiProblem(
                 400,
                 "Bad Request",
                 f"the body is not a valid document: {result['rejected'][0]['message']}",
-                extra={"errors": {"rejected": result["rejected"]}},
+                extra={"rejected": result["rejected"]},
             )
         return result
 
@@ -200,6 +203,8 @@ def request_app_intake() -> Intake:
 
 @blp.route("/dead-letters")
 class DeadLetters(MethodView):
+    formats = JSON_OR_CSV
+
     @blp.arguments(schemas.DeadLetterQuery, location="query")
     @blp.response(200, schemas.DeadLetterListSchema)
     @blp.doc(**CSV_DOC)
@@ -208,12 +213,11 @@ class DeadLetters(MethodView):
         require_operator()
         since = args["since"]
         if since > 30 * 86400:
-            raise ApiProblem(
-                400,
-                "Bad Request",
-                f"query parameter 'since' = {request.args.get('since')!r}: at most 30d "
-                "(dead letters are kept 30 days)",
-                extra={"parameter": "since", "value": request.args.get("since")},
+            raise invalid_parameter(
+                "query",
+                "since",
+                request.args.get("since"),
+                "at most 30d (dead letters are kept 30 days)",
             )
         end = datetime.fromtimestamp(now_ns() / 1e9, tz=UTC)
         items = data().dead_letters(
@@ -223,7 +227,7 @@ class DeadLetters(MethodView):
             province=args.get("province"),
             limit=args["limit"],
         )
-        if wants_csv(args.get("format")):
+        if wants_csv():
             columns = ("time", "reason", "province", "source", "topic", "message", "excerpt")
             return csv_response(items, columns, "dead-letters")
         return {"items": items}

@@ -5,15 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from flask import Response
+from flask import Response, request
 from flask.views import MethodView
 
 from ioc.api import schemas
 from ioc.api.context import data, now_ns, scope
-from ioc.api.http import csv_response, wants_csv
+from ioc.api.http import JSON_OR_CSV, csv_response, wants_csv
+from ioc.api.problems import invalid_parameter
 from ioc.api.routes import Blueprint
 from ioc.catalog import Indicator
-from ioc.errors import ApiProblem
 
 blp = Blueprint(
     "indicators",
@@ -41,6 +41,24 @@ VALUE_COLUMNS = (
     "sources",
     "origin.source",
     "origin.ward",
+)
+SCORE_COLUMNS = (
+    "indicator",
+    "title_vi",
+    "title_en",
+    "unit",
+    "direction",
+    "time",
+    "value",
+    "band.key",
+    "target",
+    "meets_target",
+    "thresholds.warning",
+    "thresholds.critical",
+    "coverage",
+    "expected",
+    "rank",
+    "of",
 )
 
 
@@ -105,6 +123,8 @@ class IndicatorResource(MethodView):
 
 @blp.route("/indicators/<indicator:key>/values")
 class LatestValues(MethodView):
+    formats = JSON_OR_CSV
+
     @blp.arguments(schemas.LatestQuery, location="query")
     @blp.response(200, schemas.ValuesPageSchema)
     @blp.doc(**CSV_DOC)
@@ -116,7 +136,7 @@ class LatestValues(MethodView):
         if province is not None:  # places in this province (none at level=nation)
             reader.province(province, scope())  # 404 for unknown or out-of-scope provinces
         items = reader.latest(indicator, args["level"], scope(), province=province, now_ns=now_ns())
-        if wants_csv(args.get("format")):
+        if wants_csv():
             return csv_response(items, VALUE_COLUMNS, f"{key}-{args['level']}")
         body = page(items, args["page"], args["page_size"])
         body.update(indicator=key, level=args["level"])
@@ -125,6 +145,8 @@ class LatestValues(MethodView):
 
 @blp.route("/indicators/<indicator:key>/ranking")
 class Ranking(MethodView):
+    formats = JSON_OR_CSV
+
     @blp.arguments(schemas.RankingQuery, location="query")
     @blp.response(200, schemas.RankingSchema)
     @blp.doc(**CSV_DOC)
@@ -141,7 +163,7 @@ class Ranking(MethodView):
         ranking = reader.ranking(indicator, args["level"], scope(), province=among, now_ns=now_ns())
         if province is not None and among is None:
             ranking["items"] = [i for i in ranking["items"] if i["place"]["province"] == province]
-        if wants_csv(args.get("format")):
+        if wants_csv():
             columns = ("rank", "of", "current", *VALUE_COLUMNS)
             return csv_response(ranking["items"], columns, f"{key}-ranking-{args['level']}")
         body = page(ranking["items"], args["page"], args["page_size"])
@@ -156,6 +178,8 @@ class Ranking(MethodView):
 
 @blp.route("/indicators/<indicator:key>/series")
 class Series(MethodView):
+    formats = JSON_OR_CSV
+
     @blp.arguments(schemas.SeriesQuery, location="query")
     @blp.response(200, schemas.SeriesSchema)
     @blp.doc(**CSV_DOC)
@@ -171,7 +195,7 @@ class Series(MethodView):
         points = reader.series(
             indicator, place, start=start, end=end, interval_s=interval_s, function=args["agg"]
         )
-        if wants_csv(args.get("format")):
+        if wants_csv():
             return csv_response(points, ("time", "value"), f"{key}-{place.code}")
         return {
             "indicator": key,
@@ -186,50 +210,47 @@ class Series(MethodView):
 
 
 def _check_range(start: datetime, end: datetime, interval_s: int) -> None:
+    sent = request.args.get
     if interval_s < 60:
-        raise ApiProblem(
-            400,
-            "Bad Request",
-            f"query parameter 'interval' = {interval_s} s: must be at least 1m",
-            extra={"parameter": "interval", "value": f"{interval_s}s"},
-        )
+        raise invalid_parameter("query", "interval", sent("interval"), "must be at least 1m")
     if end <= start:
-        raise ApiProblem(
-            400,
-            "Bad Request",
-            f"query parameter 'start' = {start.isoformat()!r}: must be before end "
-            f"({end.isoformat()})",
-            extra={"parameter": "start", "value": start.isoformat()},
+        raise invalid_parameter(
+            "query", "start", sent("start"), f"must be before end ({end.isoformat()})"
         )
     span = end - start
     if span > timedelta(days=schemas.MAX_RANGE_DAYS):
-        raise ApiProblem(
-            400,
-            "Bad Request",
-            f"query parameters 'start'..'end' span {span.days} days: at most "
-            f"{schemas.MAX_RANGE_DAYS}",
-            extra={"parameter": "start", "value": start.isoformat()},
+        raise invalid_parameter(
+            "query",
+            "start",
+            sent("start"),
+            f"start..end spans {span.days} days: at most {schemas.MAX_RANGE_DAYS}",
         )
     points = span.total_seconds() / interval_s
     if points > schemas.MAX_POINTS:
         shortest = int(span.total_seconds() // schemas.MAX_POINTS) + 1
-        raise ApiProblem(
-            400,
-            "Bad Request",
-            f"query parameter 'interval' = {interval_s} s gives {points:.0f} points over this "
-            f"range; at most {schemas.MAX_POINTS} (use an interval of at least {shortest} s "
-            "or a shorter range)",
-            extra={"parameter": "interval", "value": f"{interval_s}s"},
+        raise invalid_parameter(
+            "query",
+            "interval",
+            sent("interval"),
+            f"gives {points:.0f} points over this range; at most {schemas.MAX_POINTS} "
+            f"(use an interval of at least {shortest} s or a shorter range)",
         )
 
 
 @blp.route("/provinces/<string:code>/scorecard")
 class Scorecard(MethodView):
+    formats = JSON_OR_CSV
+
+    @blp.arguments(schemas.ScorecardQuery, location="query")
     @blp.response(200, schemas.ScorecardSchema)
-    def get(self, code: str) -> dict[str, Any]:
+    @blp.doc(**CSV_DOC)
+    def get(self, _args: dict[str, Any], code: str) -> dict[str, Any] | Response:
         """Every indicator for one province: latest value, band, target and national rank."""
         reader = data()
         province = reader.province(code, scope())
+        items = reader.scorecard(province, now_ns())
+        if wants_csv():
+            return csv_response(items, SCORE_COLUMNS, f"scorecard-{province.code}")
         return {
             "province": {
                 "code": province.code,
@@ -237,5 +258,5 @@ class Scorecard(MethodView):
                 "name": province.name,
                 "province": province.code,
             },
-            "items": reader.scorecard(province, now_ns()),
+            "items": items,
         }
