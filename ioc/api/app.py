@@ -26,7 +26,7 @@ from ioc.api.data import IndicatorData
 from ioc.api.http import ResponseCache, cache_key, finish, negotiate, offered_formats
 from ioc.api.keys import KeyStore, presented_key
 from ioc.api.ratelimit import RateLimiter
-from ioc.api.routes import alerts, feeds, health, indicators, places, reminders
+from ioc.api.routes import alerts, feeds, health, indicators, places, reminders, tasks
 from ioc.catalog import get_catalog
 from ioc.places import get_places
 from ioc.settings import Settings, load_settings
@@ -116,7 +116,7 @@ def create_app(config: dict[str, Any] | None = None, *, settings: Settings | Non
         IndicatorKey, lambda _converter: {"type": "string", "enum": sorted(catalog.indicators)}
     )
     problems.init_app(app)
-    for module in (indicators, places, feeds, reminders, alerts, health):
+    for module in (indicators, places, feeds, reminders, tasks, alerts, health):
         api.register_blueprint(module.blp)
     api.register_blueprint(alerts.silences_blp)
     app.add_url_rule(f"{SWAGGER_UI_URL}<path:filename>", "swagger_ui", _swagger_ui_file)

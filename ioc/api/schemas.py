@@ -728,3 +728,53 @@ class FeedHealthSchema(ma.Schema):
     truncated = ma.fields.Boolean(required=True)
     sources = ma.fields.List(ma.fields.Nested(SourceRefusalsSchema), required=True)
     unattributed = ma.fields.List(ma.fields.Nested(ClientRefusalsSchema), required=True)
+
+
+# --- per-feed data quality (issue 17, item 5; ioc/api/quality.py) ------------------------------
+
+
+class FeedQualityQuery(_Paged, _Formatted):
+    """``GET /feeds/quality``."""
+
+    province = ma.fields.String(validate=PROVINCE_CODE)
+    kind = ma.fields.String(validate=validate.Length(min=1, max=32))
+    since = Duration(
+        load_default=86400,
+        metadata={"description": "the window before now, at most 30d", "default": "24h"},
+        pattern=WITHIN_30_DAYS,  # dead letters are kept 30 days
+    )
+
+
+_SHARE = {"description": "percent, two decimals; null when nothing was received"}
+
+
+class FeedQualitySchema(ma.Schema):
+    source = ma.fields.String(required=True)
+    name = ma.fields.String(required=True)
+    kind = ma.fields.String(required=True)
+    province = ma.fields.String(required=True)
+    ward = ma.fields.String(allow_none=True)
+    department = ma.fields.String(allow_none=True)
+    expected_interval_s = ma.fields.Integer(required=True)
+    score = ma.fields.Float(
+        required=True, metadata={"description": "the lowest of the four shares (0: nothing sent)"}
+    )
+    accepted = ma.fields.Float(allow_none=True, metadata=_SHARE)
+    complete = ma.fields.Float(allow_none=True, metadata=_SHARE)
+    in_range = ma.fields.Float(allow_none=True, metadata=_SHARE)
+    on_time = ma.fields.Float(allow_none=True, metadata=_SHARE)
+    records = ma.fields.Integer(required=True)
+    readings_received = ma.fields.Integer(required=True)
+    readings_stored = ma.fields.Integer(required=True)
+    rejected = ma.fields.Integer(required=True)
+    out_of_range = ma.fields.Integer(required=True)
+    expected_fields = ma.fields.List(ma.fields.String(), required=True)
+    slots_filled = ma.fields.Integer(required=True)
+    slots_expected = ma.fields.Integer(required=True)
+
+
+class FeedQualityPageSchema(_Page):
+    since_s = ma.fields.Integer(required=True)
+    start = ma.fields.String(required=True)
+    end = ma.fields.String(required=True)
+    items = ma.fields.List(ma.fields.Nested(FeedQualitySchema), required=True)

@@ -59,6 +59,8 @@ FORMULAS: Mapping[str, str] = MappingProxyType(
         "flood_level": "water",
         "service_on_time_score": "service",
         "feed_liveness": "",
+        "probe_uptime": "probe",
+        "systems_up": "probe",
     }
 )
 """Formula names an indicator may use, with the source kind each reads ('' = every source).

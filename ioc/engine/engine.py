@@ -26,7 +26,13 @@ from ioc.engine.values import IndicatorValue, SourceValue
 from ioc.errors import FormulaInputError
 from ioc.settings import Settings
 from ioc.store import Point, Store
-from ioc.store.influxql import column_name, last_received, period_aggregates
+from ioc.store.influxql import (
+    COUNT_TRUE,
+    column_name,
+    last_received,
+    period_aggregates,
+    period_true_counts,
+)
 
 __all__ = ["CycleReport", "Engine", "period_ends"]
 
@@ -207,27 +213,34 @@ class Engine:
                 history = max(history, FORMULAS[indicator.formula].history)
         period_ns = period_s * _NS
         measurement = self.catalog.kind(kind).measurement
-        text = period_aggregates(
-            self.settings.influx_db,
-            measurement,
-            list(selections),
-            period_s=period_s,
-            offset_s=period_offset_s(period_s),
+        offset_s = period_offset_s(period_s)
+        db = self.settings.influx_db
+        plain = [s for s in selections if s[0] != COUNT_TRUE]
+        texts = (
+            [period_aggregates(db, measurement, plain, period_s=period_s, offset_s=offset_s)]
+            if plain
+            else []
+        )
+        texts.extend(  # true readings of bool fields: one query each (issue 17, probe uptime)
+            period_true_counts(db, measurement, metric, period_s=period_s, offset_s=offset_s)
+            for function, metric in selections
+            if function == COUNT_TRUE
         )
         first_start = ends[0] - period_ns * (history + 1)
         params = {"start": _iso(first_start), "end": _iso(ends[-1])}
         rows: dict[str, dict[int, dict[str, float]]] = defaultdict(dict)
         registry = self.catalog.registry
-        for series in self.store.query(text, params):
-            source_id = series.tags.get("source", "")
-            if registry.get(source_id) is None:
-                skipped["unregistered_source"] += 1
-                continue
-            columns = series.columns
-            for row in series.values:
-                rows[source_id][int(row[0])] = {
-                    columns[i]: row[i] for i in range(1, len(columns)) if row[i] is not None
-                }
+        for text in texts:
+            for series in self.store.query(text, params):
+                source_id = series.tags.get("source", "")
+                if registry.get(source_id) is None:
+                    skipped["unregistered_source"] += 1
+                    continue
+                columns = series.columns
+                for row in series.values:
+                    rows[source_id].setdefault(int(row[0]), {}).update(
+                        {columns[i]: row[i] for i in range(1, len(columns)) if row[i] is not None}
+                    )
         return PeriodTable(period_ns, rows)
 
     @staticmethod

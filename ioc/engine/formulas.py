@@ -16,6 +16,7 @@ from types import MappingProxyType
 from typing import Protocol
 
 from ioc.catalog import Source
+from ioc.engine.rollup import ratio_pct
 from ioc.engine.values import FieldValue, SourceValue
 from ioc.errors import FormulaInputError
 from ioc.formulas import aqi_vn, flood, liveness, service_index
@@ -172,11 +173,68 @@ class ServiceOnTimeScore:
         return float(scored.score)
 
 
+class ProbeUptime:
+    """Uptime of a shared system (issue 17, item 4): 100 × checks that found it up / checks in
+    the period, from the ``probe`` results of ``ioc probe``. Rolls up as a ratio of sums (a
+    province's checks that found its systems up / all its checks). [D]: no official target."""
+
+    reads: tuple[tuple[str, str], ...] = (("count", "probe_up"), ("count_true", "probe_up"))
+    history: int = 0
+
+    def compute(self, source: Source, table: PeriodTable, end_ns: int) -> SourceValue | None:
+        """None for a system not checked in the period."""
+        start = end_ns - table.period_ns
+        checks = table.value(source.id, start, "count_probe_up")
+        if not checks:
+            return None
+        up = table.value(source.id, start, "count_true_probe_up") or 0.0
+        value = self.combine(up, checks, end_ns)
+        if value is None:
+            return None
+        return SourceValue(source.id, value, numerator=up, denominator=checks)
+
+    def combine(self, numerator: float, denominator: float, end_ns: int) -> float | None:
+        """100 × up / checks, two decimals half-up."""
+        return ratio_pct(numerator, denominator)
+
+
+class SystemsUp:
+    """How many of a province's shared systems are up (issue 17, item 4): a system is up when
+    the last check of the period found it up. Every registered system counts in the "of m"; one
+    down or not checked in the period counts as not up and not reporting (like a stale feed in
+    ``feed_liveness``). Value = n; the points' numerator/denominator are n and m."""
+
+    reads: tuple[tuple[str, str], ...] = (("last", "probe_up"),)
+    history: int = 0
+
+    def compute(self, source: Source, table: PeriodTable, end_ns: int) -> SourceValue | None:
+        """1 if the period's last check found the system up, else 0 (never None)."""
+        last = table.value(source.id, end_ns - table.period_ns, "last_probe_up")
+        up = last is not None and last >= 1.0
+        state = "unchecked" if last is None else ("up" if up else "down")
+        details: dict[str, FieldValue] = {"state": state}
+        one = 1.0 if up else 0.0
+        return SourceValue(
+            source.id,
+            one,
+            numerator=one,
+            denominator=1.0,
+            details=MappingProxyType(details),
+            reported=up,
+        )
+
+    def combine(self, numerator: float, denominator: float, end_ns: int) -> float | None:
+        """The systems up: the summed numerator (the denominator is the systems registered)."""
+        return numerator
+
+
 FORMULAS: Mapping[str, PeriodFormula] = MappingProxyType(
     {
         "vn_aqi_hourly": VnAqiHourly(),
         "flood_level": FloodLevel(),
         "service_on_time_score": ServiceOnTimeScore(),
+        "probe_uptime": ProbeUptime(),
+        "systems_up": SystemsUp(),
     }
 )
 """Period formulas by catalog name; ``feed_liveness`` is :func:`liveness_value`."""

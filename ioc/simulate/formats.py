@@ -83,6 +83,9 @@ def encode(
     if device.format is Format.IOC_JSON:
         metrics: dict[str, object] = {}
         for metric, value in values.items():
+            if isinstance(value, bool):  # a bool metric (probe_up) stays a JSON bool
+                metrics[metric] = value
+                continue
             stated_unit = device.units.get(metric)
             number = _number(_stated(catalog, metric, value, stated_unit))
             metrics[metric] = (

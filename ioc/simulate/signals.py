@@ -16,10 +16,15 @@ Models (docs/simulate.md):
   station's levels in :mod:`ioc.formulas.flood`. Cà Mau's tidal stations add a 12.42 h tide.
 * traffic: vehicles per interval with two rush hours, speed falling as traffic grows.
 * service: dossiers received in office hours (online ones around the clock), on time at the
-  province's rate, part of them fully online (Decision 766 inputs).
+  province's rate, part of them fully online, part filled from shared data at the province's
+  reuse rate (Decision 766 inputs).
 * tasks: the Resolution 57 registers of INDICATORS.md §7 (:data:`TASKS`), constant stocks;
-  the tasks due soon (within the reminder window) are part of those on schedule.
+  the tasks due soon (within the reminder window) are part of those on schedule; the current
+  year's tasks (:data:`TASKS_THIS_YEAR`) as ``tasks_year_*``.
 * data: data-sharing transactions with a working-day profile.
+* probe: the results ``ioc probe`` publishes for a shared system (issue 17, item 4): up at
+  about 97% of checks (status 200, some tens of ms), else down with status 503; ``probe_up``
+  is a bool.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ __all__ = [
     "LOCAL",
     "MODELLED_KINDS",
     "TASKS",
+    "TASKS_THIS_YEAR",
     "FloodEvent",
     "SignalModel",
     "TaskRegister",
@@ -56,8 +62,8 @@ HOUR_S = 3600
 Values = dict[str, float]
 """One reading set: canonical metric key -> value in the canonical unit (counts are whole)."""
 
-MODELLED_KINDS = ("air", "water", "traffic", "service", "tasks", "data")
-"""Source kinds the simulator has a model for (probes are checked by ``ioc probe`` instead)."""
+MODELLED_KINDS = ("air", "water", "traffic", "service", "tasks", "data", "probe")
+"""Source kinds the simulator has a model for (probes: what ``ioc probe`` would publish)."""
 
 
 def unit(seed: int, *key: object) -> float:
@@ -223,7 +229,27 @@ TASKS: Mapping[str, TaskRegister] = MappingProxyType(
 """The Resolution 57 registers of INDICATORS.md §7, by source id. Other task sources get a
 register derived from the seed."""
 
+TASKS_THIS_YEAR: Mapping[str, TaskRegister] = MappingProxyType(
+    {
+        # §7 Cà Mau, Sept 2025: of which the year's tasks 38 of 65 (58.46%), none overdue.
+        "96-tasks": TaskRegister(65, 38, 27, 0),
+        # The others publish no year split: plausible parts of their registers [D].
+        "01-tasks": TaskRegister(60, 30, 20, 10),
+        "01-tasks-central": TaskRegister(16, 6, 6, 4),
+        "40-tasks": TaskRegister(48, 22, 26, 0),
+    }
+)
+"""The same registers' tasks of the current year (``tasks_year_*``, docs/payloads.md): the
+simulator stamps them with the reading's time, so they count for whichever year that is. Other
+task sources get a share of their register derived from it."""
+
 # province -> (dossiers per hour at full office capacity, share handled on time)
+_REUSE: Mapping[str, float] = MappingProxyType(
+    {"01": 0.68, "40": 0.74, "46": 0.81, "48": 0.83, "96": 0.62}
+)
+"""Share of dossiers filled from shared data (data reuse rate, 766 sub-indicator 4.3);
+Nghệ An's 74% is INDICATORS.md §7, the others are demo values."""
+
 _DOSSIERS: Mapping[str, tuple[float, float]] = MappingProxyType(
     {
         "01": (420.0, 0.972),
@@ -238,6 +264,23 @@ _TRANSACTIONS: Mapping[str, float] = MappingProxyType(
     {"01": 16000.0, "40": 6000.0, "46": 3500.0, "48": 5000.0, "96": 2500.0}
 )
 _COMMUNE_TRANSACTIONS = 60.0  # a commune's systems, per hour at full office capacity
+
+
+def this_year(register: TaskRegister) -> TaskRegister:
+    """The current year's part of a register without published year figures: about half."""
+    total = register.total // 2
+    completed = register.completed * total // register.total if register.total else 0
+    overdue = min(register.overdue, total - completed)
+    return TaskRegister(total, completed, total - completed - overdue, overdue)
+
+
+def _buckets(register: TaskRegister) -> dict[str, int]:
+    return {
+        "total": register.total,
+        "completed": register.completed,
+        "on_schedule": register.on_schedule,
+        "overdue": register.overdue,
+    }
 
 
 class SignalModel:
@@ -257,6 +300,7 @@ class SignalModel:
             "service": self.service,
             "tasks": self.tasks,
             "data": self.data,
+            "probe": self.probe,
         }.get(source.kind)
         return {} if model is None else model(source, time_ns)
 
@@ -380,10 +424,16 @@ class SignalModel:
         received = round(at_desk + online)
         late_share = (1 - on_time_rate) * 2 * unit(self.seed, source.id, "late", time_ns)
         on_time = received - min(received, round(received * late_share))
+        # rounded up or down at random in proportion (unbiased: a night's few dossiers still
+        # average the province's reuse rate)
+        reuse = received * _REUSE.get(source.province, 0.6) + unit(
+            self.seed, source.id, "reuse", time_ns
+        )
         return {
             "dossiers_received": float(received),
             "dossiers_on_time": float(on_time),
             "dossiers_online": float(min(received, round(online))),
+            "dossiers_reused": float(min(received, math.floor(reuse))),
         }
 
     def tasks(self, source: Source, time_ns: int) -> Values:
@@ -395,6 +445,12 @@ class SignalModel:
             "tasks_on_schedule": float(register.on_schedule),
             "tasks_overdue": float(register.overdue),
             "tasks_due_soon": float(self.due_soon(source, register)),
+            **{
+                f"tasks_year_{bucket}": float(count)
+                for bucket, count in _buckets(
+                    TASKS_THIS_YEAR.get(source.id) or this_year(register)
+                ).items()
+            },
         }
 
     def due_soon(self, source: Source, register: TaskRegister) -> int:
@@ -419,3 +475,19 @@ class SignalModel:
         load = 0.12 + _office(moment)
         jitter = _spread(self.seed, source.id, "tx", time_ns, width=0.25)
         return {"data_transactions": float(round(per_hour * hours * load * jitter))}
+
+    # --- shared systems -----------------------------------------------------------------------
+
+    def probe(self, source: Source, time_ns: int) -> Values:
+        """One availability check of a shared system, as ``ioc probe`` publishes it."""
+        up = unit(self.seed, source.id, "probe-up", time_ns) >= _PROBE_DOWN_SHARE
+        latency = 20.0 + 180.0 * unit(self.seed, source.id, "probe-ms", time_ns) ** 3
+        return {
+            "probe_up": up,  # a bool metric: published as JSON true/false
+            "probe_status": 200.0 if up else 503.0,
+            "probe_latency_ms": round(latency, 1),
+        }
+
+
+_PROBE_DOWN_SHARE = 0.03
+"""Share of checks that find a simulated shared system down."""

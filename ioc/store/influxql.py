@@ -76,6 +76,30 @@ def period_aggregates(
     )
 
 
+COUNT_TRUE = "count_true"
+"""A period aggregate InfluxQL has no function for: how many readings of a bool field are true
+(``sum`` and ``mean`` refuse booleans), read by :func:`period_true_counts`."""
+
+
+def period_true_counts(
+    db: str,
+    measurement: str,
+    field: str,
+    *,
+    period_s: int,
+    offset_s: int = 0,
+    rp: str = "raw",
+) -> str:
+    """Per source and period, how many readings of the bool ``field`` are true, over
+    [$start, $end), as column ``count_true_<field>`` (a period without one has no row)."""
+    column = quote_ident(column_name(COUNT_TRUE, field))
+    return (
+        f"SELECT count({quote_ident(field)}) AS {column} FROM {qualified(db, rp, measurement)} "
+        f"WHERE time >= $start AND time < $end AND {quote_ident(field)} = true "
+        f'GROUP BY time({period_s}s, {offset_s}s), "source" fill(none)'
+    )
+
+
 def last_received(db: str, measurement: str, *, rp: str = "raw") -> str:
     """Per source, the time of its last record in ($start, $end] (and its receive time)."""
     return (
@@ -499,4 +523,36 @@ def broker_refusals(db: str, *, province: bool, limit: int, rp: str = "ops") -> 
     return (
         f"SELECT {columns} FROM {qualified(db, rp, 'dead_letter')} "
         f"WHERE {' AND '.join(conditions)} ORDER BY time DESC LIMIT {limit}"
+    )
+
+
+# --- per-feed data quality (issue 17, item 5; ioc/api/quality.py) ------------------------------
+
+
+def field_counts(db: str, measurement: str, fields: Sequence[str], *, rp: str = "raw") -> str:
+    """Per source, the records (``count(received_ms)`` as ``records``) and ``count(field)`` of
+    each field in [$start, $end)."""
+    columns = [f"count({quote_ident(RECEIVED_FIELD)}) AS {quote_ident('records')}"]
+    columns.extend(f"count({quote_ident(f)}) AS {quote_ident(f)}" for f in fields)
+    return (
+        f"SELECT {', '.join(columns)} FROM {qualified(db, rp, measurement)} "
+        f'WHERE time >= $start AND time < $end GROUP BY "source"'
+    )
+
+
+def filled_slots(db: str, measurement: str, *, interval_s: int, rp: str = "raw") -> str:
+    """Per source, the ``interval_s`` slots of [$start, $end) that hold a record (one row each)."""
+    return (
+        f"SELECT count({quote_ident(RECEIVED_FIELD)}) AS {quote_ident('records')} "
+        f"FROM {qualified(db, rp, measurement)} WHERE time >= $start AND time < $end "
+        f'GROUP BY time({interval_s}s), "source" fill(none)'
+    )
+
+
+def dead_letter_reasons(db: str, *, province: bool, rp: str = "ops") -> str:
+    """Source and reason of every dead letter in [$start, $end) (of ``$province`` if asked)."""
+    where = ' AND "province" = $province' if province else ""
+    return (
+        f'SELECT "source", "reason" FROM {qualified(db, rp, "dead_letter")} '
+        f"WHERE time >= $start AND time < $end{where}"
     )

@@ -51,11 +51,11 @@ def test_nghe_an_reads_130_of_130_communes_and_its_departments(
         "provinces": None,
         "wards": {"reporting": 130, "expected": 130},
         "departments": {"reporting": 2, "expected": 2},
-        "sources": {"reporting": 135, "expected": 135},
-        "text": "130 of 130 communes and wards; 2 of 2 departments (135 of 135 sources)",
-        "text_vi": "130/130 xã, phường; 2/2 sở, ban, ngành (135/135 nguồn)",
+        "sources": {"reporting": 139, "expected": 139},
+        "text": "130 of 130 communes and wards; 2 of 2 departments (139 of 139 sources)",
+        "text_vi": "130/130 xã, phường; 2/2 sở, ban, ngành (139/139 nguồn)",
     }
-    assert (item["coverage"], item["expected"], item["sources"]) == (132, 132, 135)
+    assert (item["coverage"], item["expected"], item["sources"]) == (132, 132, 139)
 
     data = _only(demo_client, keys.read, url.replace("feed_live_share", "data_transactions"))
     assert data["coverage_detail"]["text"] == (
@@ -85,7 +85,7 @@ def test_ha_noi_names_the_departments_that_never_reported(
     url = "/api/v1/indicators/feed_live_share/values?level=province&province=01"
     detail = _only(demo_client, keys.hanoi, url)["coverage_detail"]
     assert detail["departments"] == {"reporting": 3, "expected": 6}
-    assert detail["text"] == "4 of 4 communes and wards; 3 of 6 departments (10 of 13 sources)"
+    assert detail["text"] == "4 of 4 communes and wards; 3 of 6 departments (14 of 17 sources)"
 
     data = _only(demo_client, keys.hanoi, url.replace("feed_live_share", "data_transactions"))
     assert data["coverage_detail"]["text"] == "1 of 4 departments (1 of 4 sources)"

@@ -231,3 +231,70 @@ class DeadLetters(MethodView):
             columns = ("time", "reason", "province", "source", "topic", "message", "excerpt")
             return csv_response(items, columns, "dead-letters")
         return {"items": items}
+
+
+QUALITY_COLUMNS = (
+    "source",
+    "name",
+    "kind",
+    "province",
+    "ward",
+    "department",
+    "expected_interval_s",
+    "score",
+    "accepted",
+    "complete",
+    "in_range",
+    "on_time",
+    "records",
+    "readings_received",
+    "readings_stored",
+    "rejected",
+    "out_of_range",
+    "slots_filled",
+    "slots_expected",
+)
+
+
+@blp.route("/feeds/quality")
+class FeedQuality(MethodView):
+    formats = JSON_OR_CSV
+
+    @blp.arguments(schemas.FeedQualityQuery, location="query")
+    @blp.response(200, schemas.FeedQualityPageSchema)
+    @blp.doc(**CSV_DOC)
+    def get(self, args: dict[str, Any]) -> dict[str, Any] | Response:
+        """Per-feed data quality over a window, worst first (issue 17): the shares of readings
+        accepted, complete, in range and on time, and their lowest as the score."""
+        from ioc.api.quality import feed_quality  # noqa: PLC0415 - only this route needs it
+
+        reader = data()
+        province = args.get("province")
+        if province is not None:
+            reader.province(province, scope())
+        sources = [
+            s
+            for s in reader.catalog.registry.sources
+            if scope().allows(s.province)
+            and (province is None or s.province == province)
+            and (args.get("kind") is None or s.kind == args["kind"])
+        ]
+        now = now_ns()
+        items = feed_quality(
+            reader.catalog,
+            reader.store,
+            reader.db,
+            sources,
+            since_s=args["since"],
+            now_ns=now,
+            province=province,
+        )
+        if wants_csv():
+            return csv_response(items, QUALITY_COLUMNS, "feed-quality")
+        body = page(items, args["page"], args["page_size"])
+        body["since_s"] = args["since"]
+        body["start"] = datetime.fromtimestamp(now / 1e9 - args["since"], tz=UTC).strftime(
+            "%Y-%m-%dT%H:%M:%SZ"
+        )
+        body["end"] = datetime.fromtimestamp(now / 1e9, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return body
