@@ -232,13 +232,18 @@ def _alert_rule(
     }
 
 
-def _threshold_rule(rule: Rule, catalog: Catalog, db: str) -> dict[str, Any]:
+def _latest_query(rule: Rule, catalog: Catalog, db: str) -> tuple[str, float]:
+    """The rule's indicator's latest values at its level, and the window they are current in."""
     indicator = catalog.indicator(rule.indicator or "")
     text = latest_detail_values(
         db, fields=(), filters=("indicator", "level"), group_by=_GROUP_BY[rule.level]
     )
     query = grafana_query(text, literals={"indicator": indicator.key, "level": rule.level})
-    window = STALE_PERIODS * parse_period(indicator.period)
+    return query, STALE_PERIODS * parse_period(indicator.period)
+
+
+def _threshold_rule(rule: Rule, catalog: Catalog, db: str) -> dict[str, Any]:
+    query, window = _latest_query(rule, catalog, db)
     where_vi, where_en = _place(rule.level)
     value = f"{_value('B')} {rule.unit}".rstrip()
     return _alert_rule(
@@ -260,12 +265,7 @@ def _threshold_rule(rule: Rule, catalog: Catalog, db: str) -> dict[str, Any]:
 
 
 def _increase_rule(rule: Rule, catalog: Catalog, db: str) -> dict[str, Any]:
-    indicator = catalog.indicator(rule.indicator or "")
-    text = latest_detail_values(
-        db, fields=(), filters=("indicator", "level"), group_by=_GROUP_BY[rule.level]
-    )
-    query = grafana_query(text, literals={"indicator": indicator.key, "level": rule.level})
-    window = STALE_PERIODS * parse_period(indicator.period)
+    query, window = _latest_query(rule, catalog, db)
     where_vi, where_en = _place(rule.level)
     hours = _duration(rule.window_s)
     return _alert_rule(

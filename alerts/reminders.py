@@ -23,7 +23,6 @@ without a contact address and SMTP failures are counted in the :class:`SendRepor
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import smtplib
 import ssl
@@ -39,7 +38,7 @@ from alerts.rules import LIVENESS_GRACE
 from ioc.catalog import Catalog, Source, parse_period
 from ioc.engine.formulas import LIVENESS
 from ioc.places import Places, fold, get_places
-from ioc.settings import Settings
+from ioc.settings import Settings, is_loopback
 from ioc.store import Store, time_ns
 from ioc.store.influxql import last_received, latest_detail_values, latest_readings
 
@@ -498,21 +497,12 @@ def render(digest: Digest) -> EmailMessage:
 # --- sending -----------------------------------------------------------------------------------
 
 
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _connect(settings: Settings) -> smtplib.SMTP:
     host = settings.smtp_host or ""
     client = smtplib.SMTP(host, settings.smtp_port, timeout=SMTP_TIMEOUT_S)
     try:
         client.ehlo()
-        if client.has_extn("starttls") and not _loopback(host):
+        if client.has_extn("starttls") and not is_loopback(host):
             client.starttls(context=ssl.create_default_context())
             client.ehlo()
         if settings.smtp_username:

@@ -84,6 +84,19 @@ def rfc3339(ns: int) -> str:
     return datetime.fromtimestamp(ns // _NS, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def source_fields(source: Source) -> dict[str, Any]:
+    """A registered source as every feed listing shows it (no contact addresses)."""
+    return {
+        "source": source.id,
+        "name": source.name,
+        "kind": source.kind,
+        "province": source.province,
+        "ward": source.ward,
+        "department": source.department,
+        "expected_interval_s": source.expected_interval_s,
+    }
+
+
 def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
@@ -360,13 +373,7 @@ class IndicatorData:
         )
         status = liveness.feed_status(feed, now, grace=LIVENESS_GRACE)
         return {
-            "source": source.id,
-            "name": source.name,
-            "kind": source.kind,
-            "province": source.province,
-            "ward": source.ward,
-            "department": source.department,
-            "expected_interval_s": source.expected_interval_s,
+            **source_fields(source),
             "last_record": None if seen is None else rfc3339(seen[0]),
             "last_received": None
             if seen is None or seen[1] is None

@@ -24,9 +24,9 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
+from ioc.api.data import rfc3339, source_fields
 from ioc.catalog import Catalog, Method, Source
 from ioc.engine.formulas import FORMULAS
 from ioc.engine.rollup import ratio_pct
@@ -57,10 +57,6 @@ def expected_fields(catalog: Catalog, kind: str) -> tuple[str, ...]:
     return tuple(wanted) or tuple(allowed)
 
 
-def _iso(ns: int) -> str:
-    return datetime.fromtimestamp(ns // _NS, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def feed_quality(
     catalog: Catalog,
     store: Store,
@@ -73,7 +69,7 @@ def feed_quality(
 ) -> list[dict[str, Any]]:
     """Quality of ``sources`` over the ``since_s`` seconds before now_ns, worst first."""
     start, end = now_ns - since_s * _NS, now_ns
-    window = {"start": _iso(start), "end": _iso(end)}
+    window = {"start": rfc3339(start), "end": rfc3339(end)}
     wanted = {s.id for s in sources}
     counts: dict[str, dict[str, float]] = {}
     filled: Counter[str] = Counter()
@@ -94,7 +90,7 @@ def feed_quality(
         for interval_s in sorted({max(1, s.expected_interval_s) for s in members}):
             n = max(1, since_s // interval_s)
             slot_end = now_ns // (interval_s * _NS) * interval_s * _NS
-            params = {"start": _iso(slot_end - n * interval_s * _NS), "end": _iso(slot_end)}
+            params = {"start": rfc3339(slot_end - n * interval_s * _NS), "end": rfc3339(slot_end)}
             for s in members:
                 if max(1, s.expected_interval_s) == interval_s:
                     slots[s.id] = n
@@ -142,13 +138,7 @@ def _item(  # noqa: PLR0917 - the figures of one source
     }
     known = [v for v in shares.values() if v is not None]
     return {
-        "source": source.id,
-        "name": source.name,
-        "kind": source.kind,
-        "province": source.province,
-        "ward": source.ward,
-        "department": source.department,
-        "expected_interval_s": source.expected_interval_s,
+        **source_fields(source),
         "score": min(known) if known else 0.0,
         **shares,
         "records": records,
