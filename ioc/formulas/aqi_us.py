@@ -17,7 +17,6 @@ comparison panels; the Vietnamese index itself is in ``ioc.formulas.aqi_vn``
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -25,8 +24,8 @@ from enum import Enum
 from fractions import Fraction
 
 from ioc.errors import FormulaInputError
-from ioc.formulas.exact import exact_concentration, round_half_up
-from ioc.formulas.nowcast import weighted_nowcast
+from ioc.formulas.exact import pow10, round_half_up_ratio, scaled_concentration
+from ioc.formulas.nowcast import scaled_nowcast
 
 __all__ = [
     "PM25_TABLE_2012",
@@ -41,8 +40,6 @@ __all__ = [
     "nowcast_pm25",
     "pm25_table_for",
 ]
-
-_TENTH = Fraction(1, 10)
 
 
 class UsAqiCategory(Enum):
@@ -121,6 +118,21 @@ PM25_TABLE_2024 = PmBreakpointTable(
 _TABLES = (PM25_TABLE_2024, PM25_TABLE_2012)  # newest first
 
 
+def _in_tenths(bound: Fraction) -> int:
+    """A breakpoint in tenths of µg/m³ (every EPA PM2.5 breakpoint has one decimal)."""
+    tenths = bound * 10
+    if tenths.denominator != 1:
+        raise ValueError(f"breakpoint {bound} is not a whole number of tenths")
+    return tenths.numerator
+
+
+# The rows in integer tenths of µg/m³ (c_lo, c_hi, i_lo, i_hi), for the integer interpolation.
+_ROWS_IN_TENTHS: dict[str, tuple[tuple[int, int, int, int], ...]] = {
+    table.name: tuple((_in_tenths(r.c_lo), _in_tenths(r.c_hi), r.i_lo, r.i_hi) for r in table.rows)
+    for table in _TABLES
+}
+
+
 @dataclass(frozen=True, slots=True)
 class NowCastPm25:
     """A PM2.5 NowCast: the concentration truncated to 0.1 µg/m³ and how it was weighted."""
@@ -152,25 +164,25 @@ def pm25_table_for(on: date) -> PmBreakpointTable:
     )
 
 
-def _truncate_tenth(value: Fraction) -> Fraction:
-    """Truncate a non-negative value to 0.1 (EPA: truncate, never round, PM2.5 concentrations)."""
-    return Fraction(math.floor(value * 10), 10)
+def _tenths(numerator: int, denominator: int) -> int:
+    """numerator / denominator truncated to 0.1, in tenths (EPA: truncate, never round, PM2.5)."""
+    return numerator * 10 // denominator
 
 
 def nowcast_pm25(hourly: Sequence[float | None]) -> NowCastPm25 | None:
     """EPA NowCast from up to 12 hourly means, most recent first; None when data are too few.
 
     ``hourly[0]`` is the current hour; ``None`` marks a missing or invalid hour. The NowCast needs
-    at least 2 of the 3 most recent hours. Computed in exact rational arithmetic, because the
+    at least 2 of the 3 most recent hours. Computed in exact integer arithmetic, because the
     result is truncated (not rounded) to 0.1 µg/m³ and a float 42.59999... would lose a tenth.
     """
-    exact = weighted_nowcast(hourly)
-    if exact is None:
+    cast = scaled_nowcast(hourly)
+    if cast is None:
         return None
     return NowCastPm25(
-        concentration=float(_truncate_tenth(exact.value)),
-        weight=float(exact.weight),
-        hours_used=exact.hours_used,
+        concentration=_tenths(cast.value_num, cast.value_den) / 10,
+        weight=cast.weight_num / cast.weight_den,
+        hours_used=cast.hours_used,
     )
 
 
@@ -178,20 +190,24 @@ def aqi_pm25(concentration: float, *, on: date) -> UsAqi:
     """PM2.5 AQI for a concentration (µg/m³) with the breakpoints in force on ``on``.
 
     The concentration is truncated to 0.1 µg/m³ first; the AQI is rounded half up. Interpolation
-    runs on exact fractions so that a true x.5 rounds up rather than wherever float error puts it.
+    runs on integer tenths so that a true x.5 rounds up rather than wherever float error puts it.
     """
     table = pm25_table_for(on)
-    c = _truncate_tenth(exact_concentration("concentration", concentration))
-    row = next((r for r in table.rows if r.c_lo <= c <= r.c_hi), None)
-    beyond = row is None
-    if row is None:
+    digits, places = scaled_concentration("concentration", concentration)
+    c = _tenths(digits, pow10(places))
+    rows = _ROWS_IN_TENTHS[table.name]
+    k = next((k for k, r in enumerate(rows) if r[0] <= c <= r[1]), None)
+    beyond = k is None
+    if k is None:
         # Only possible above the top breakpoint: truncation closes the 0.1 gaps between rows.
-        row = table.rows[-1]
-    exact = Fraction(row.i_hi - row.i_lo) * (c - row.c_lo) / (row.c_hi - row.c_lo) + row.i_lo
+        k = len(rows) - 1
+    c_lo, c_hi, i_lo, i_hi = rows[k]
+    # AQI = (i_hi - i_lo) (c - c_lo) / (c_hi - c_lo) + i_lo, as one integer ratio.
+    span = c_hi - c_lo
     return UsAqi(
-        value=round_half_up(exact),
-        category=row.category,
-        concentration=float(c),
+        value=round_half_up_ratio((i_hi - i_lo) * (c - c_lo) + i_lo * span, span),
+        category=table.rows[k].category,
+        concentration=c / 10,
         table=table.name,
         beyond_index=beyond,
     )

@@ -19,11 +19,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from fractions import Fraction
 
 from ioc.errors import FormulaInputError
-from ioc.formulas.exact import exact_concentration, round_half_up
-from ioc.formulas.nowcast import weighted_nowcast
+from ioc.formulas.exact import (
+    plain_scaled,
+    pow10,
+    round_half_up_ratio,
+    scaled_concentration,
+    scaled_hours,
+)
+from ioc.formulas.nowcast import scaled_nowcast
 
 __all__ = [
     "AQI_MAX",
@@ -50,6 +55,7 @@ HOURS_PER_DAY = 24
 O3_8H_WINDOW = 8
 # §1.2: the O3 8h column stops at 400 µg/m³; §1.4: above it only the 1h-based value counts.
 O3_8H_MAX = 400.0
+_O3_8H_MAX_WHOLE = int(O3_8H_MAX)  # the same bound, for the exact integer comparison
 
 
 class Pollutant(Enum):
@@ -169,6 +175,22 @@ class AqiBand(Enum):
         return f"#{r:02X}{g:02X}{b:02X}"
 
 
+# Lookup tables built once from the ones above (enum iteration and lookups are slow in a loop).
+# Per column: its pollutant and the segments (bp_lo, bp_hi, i_lo, i_hi) of Table 2.
+_SEGMENTS: dict[BreakpointColumn, tuple[Pollutant, tuple[tuple[int, int, int, int], ...]]] = {
+    column: (
+        _COLUMN_POLLUTANT[column],
+        tuple(
+            (bps[k], bps[k + 1], _INDEX_LEVELS[k], _INDEX_LEVELS[k + 1])
+            for k in range(len(bps) - 1)
+        ),
+    )
+    for column, bps in _BREAKPOINTS.items()
+}
+_BAND_HIGHS: tuple[tuple[int, AqiBand], ...] = tuple((band.high, band) for band in AqiBand)
+_POLLUTANTS: tuple[Pollutant, ...] = tuple(Pollutant)
+
+
 @dataclass(frozen=True, slots=True)
 class NowCast:
     """A NowCast concentration (µg/m³, unrounded) and the weight used (§1.3 step 1)."""
@@ -223,23 +245,29 @@ def nowcast(hourly: Sequence[float | None]) -> NowCast | None:
     Deliberate choice per §1.3: the normalised form Σw^(i-1)c_i / Σw^(i-1) is used for w = 1/2 as
     well, not the decision's literal Σ(1/2)^i c_i.
     """
-    exact = weighted_nowcast(hourly)
-    if exact is None:
+    cast = scaled_nowcast(hourly)
+    if cast is None:
         return None
     return NowCast(
-        value=float(exact.value),
-        weight=float(exact.weight),
-        weight_ratio=float(exact.ratio),
-        hours_used=exact.hours_used,
+        value=cast.value_num / cast.value_den,
+        weight=cast.weight_num / cast.weight_den,
+        weight_ratio=cast.ratio_num / cast.ratio_den,
+        hours_used=cast.hours_used,
     )
 
 
 def sub_index(column: BreakpointColumn, concentration: float) -> SubIndex:
-    """AQI_x by linear interpolation in Table 2 (§1.3 step 2); capped at 500 above level 8."""
-    c = exact_concentration(f"{column.value} concentration", concentration)
-    breakpoints = _BREAKPOINTS[column]
-    top = breakpoints[-1]
-    if c > top:
+    """AQI_x by linear interpolation in Table 2 (§1.3 step 2); capped at 500 above level 8.
+
+    In integers: c = digits / 10**places, so every breakpoint is scaled by 10**places.
+    """
+    digits, places = plain_scaled(concentration) or scaled_concentration(
+        f"{column.value} concentration", concentration
+    )
+    scale = pow10(places)
+    pollutant, segments = _SEGMENTS[column]
+    top = segments[-1][1]
+    if digits > top * scale:
         if column is BreakpointColumn.O3_8H:
             # §1.2/§1.4: the 8h column is undefined above 400; the daily rule uses 1h only.
             raise FormulaInputError(
@@ -248,7 +276,7 @@ def sub_index(column: BreakpointColumn, concentration: float) -> SubIndex:
             )
         # §1.2 proposal [U]: cap at 500 and flag "beyond index".
         return SubIndex(
-            pollutant=_COLUMN_POLLUTANT[column],
+            pollutant=pollutant,
             column=column,
             concentration=float(concentration),
             value=float(AQI_MAX),
@@ -256,16 +284,18 @@ def sub_index(column: BreakpointColumn, concentration: float) -> SubIndex:
             beyond_index=True,
         )
     # First segment whose upper breakpoint reaches c; on a shared endpoint both segments agree.
-    i = next(k for k in range(len(breakpoints) - 1) if c <= breakpoints[k + 1])
-    bp_lo, bp_hi = breakpoints[i], breakpoints[i + 1]
-    i_lo, i_hi = _INDEX_LEVELS[i], _INDEX_LEVELS[i + 1]
-    exact = Fraction(i_hi - i_lo) * (c - bp_lo) / (bp_hi - bp_lo) + i_lo
+    for bp_lo, bp_hi, i_lo, i_hi in segments:  # noqa: B007 - the loop finds the segment
+        if digits <= bp_hi * scale:
+            break
+    # AQI_x = (i_hi - i_lo) (c - bp_lo) / (bp_hi - bp_lo) + i_lo, as one integer ratio.
+    span = (bp_hi - bp_lo) * scale
+    numerator = (i_hi - i_lo) * (digits - bp_lo * scale) + i_lo * span
     return SubIndex(
-        pollutant=_COLUMN_POLLUTANT[column],
+        pollutant=pollutant,
         column=column,
         concentration=float(concentration),
-        value=float(exact),
-        rounded=round_half_up(exact),
+        value=numerator / span,
+        rounded=round_half_up_ratio(numerator, span),
         beyond_index=False,
     )
 
@@ -274,7 +304,7 @@ def band_for(aqi: int) -> AqiBand:
     """The Table 1 band (§1.5) of a rounded AQI value 0..500."""
     if not 0 <= aqi <= AQI_MAX:
         raise FormulaInputError(f"aqi must be an integer in 0..{AQI_MAX}, got {aqi!r}")
-    return next(band for band in AqiBand if aqi <= band.high)
+    return next(band for high, band in _BAND_HIGHS if aqi <= high)
 
 
 def _combine(sub_indices: dict[Pollutant, SubIndex]) -> VnAqi:
@@ -290,7 +320,7 @@ def _combine(sub_indices: dict[Pollutant, SubIndex]) -> VnAqi:
         value=top.rounded,
         band=band_for(top.rounded),
         dominant=dominant,
-        sub_indices=tuple(sub_indices[p] for p in Pollutant if p in sub_indices),
+        sub_indices=tuple(sub_indices[p] for p in _POLLUTANTS if p in sub_indices),
         beyond_index=any(s.beyond_index for s in sub_indices.values()),
     )
 
@@ -325,7 +355,7 @@ def daily_aqi(
     if o3_max_1h is not None:
         o3_candidates.append(sub_index(BreakpointColumn.O3_1H, o3_max_1h))
     # §1.4: a max 8h mean above 400 µg/m³ is ignored; only the 1h-based value counts.
-    if o3_max_8h is not None and exact_concentration("O3 max 8h", o3_max_8h) <= O3_8H_MAX:
+    if o3_max_8h is not None and _at_most("O3 max 8h", o3_max_8h, _O3_8H_MAX_WHOLE):
         o3_candidates.append(sub_index(BreakpointColumn.O3_8H, o3_max_8h))
     if o3_candidates:
         subs[Pollutant.O3] = max(o3_candidates, key=lambda s: s.value)
@@ -339,6 +369,19 @@ def daily_aqi(
     return _combine(subs)
 
 
+def _at_most(name: str, value: float, bound: int) -> bool:
+    """Whether a concentration, as the exact decimal it was written as, is <= a whole bound."""
+    digits, places = scaled_concentration(name, value)
+    return digits <= bound * pow10(places)
+
+
+def _mean(values: Sequence[tuple[int, int]]) -> float:
+    """The mean of scaled concentrations (digits, places), exactly, then as a float."""
+    places = max(p for _, p in values)
+    total = sum(d if p == places else d * pow10(places - p) for d, p in values)
+    return total / (len(values) * pow10(places))
+
+
 def daily_pm_mean(hourly: Sequence[float | None], *, min_hours: int = 18) -> DailyMean:
     """24 h mean of PM hours labelled 01:00..00:00 (§1.4); ``min_hours`` is the [U] 75% rule."""
     if len(hourly) != HOURS_PER_DAY:
@@ -347,12 +390,10 @@ def daily_pm_mean(hourly: Sequence[float | None], *, min_hours: int = 18) -> Dai
         )
     if not 1 <= min_hours <= HOURS_PER_DAY:
         raise FormulaInputError(f"min_hours must be in 1..{HOURS_PER_DAY}, got {min_hours!r}")
-    present = [
-        exact_concentration(f"hourly[{i}]", c) for i, c in enumerate(hourly) if c is not None
-    ]
+    present = [s for s in scaled_hours(hourly) if s is not None]
     if len(present) < min_hours:
         return DailyMean(None, len(present), min_hours)
-    return DailyMean(float(sum(present, Fraction(0)) / len(present)), len(present), min_hours)
+    return DailyMean(_mean(present), len(present), min_hours)
 
 
 def o3_8h_means(hourly: Sequence[float | None], *, min_hours: int = 6) -> tuple[float | None, ...]:
@@ -364,15 +405,11 @@ def o3_8h_means(hourly: Sequence[float | None], *, min_hours: int = 6) -> tuple[
     """
     if not 1 <= min_hours <= O3_8H_WINDOW:
         raise FormulaInputError(f"min_hours must be in 1..{O3_8H_WINDOW}, got {min_hours!r}")
-    values = [
-        None if c is None else exact_concentration(f"hourly[{i}]", c) for i, c in enumerate(hourly)
-    ]
+    values = scaled_hours(hourly)
     means: list[float | None] = []
     for k in range(len(values) - O3_8H_WINDOW + 1):
         window = [c for c in values[k : k + O3_8H_WINDOW] if c is not None]
-        means.append(
-            float(sum(window, Fraction(0)) / len(window)) if len(window) >= min_hours else None
-        )
+        means.append(_mean(window) if len(window) >= min_hours else None)
     return tuple(means)
 
 
