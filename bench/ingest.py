@@ -1,8 +1,13 @@
 """End-to-end ingest throughput and latency, as ratios to a bare paho client from the same run.
 
-Run: ``.venv/bin/python -m bench.ingest [--devices 3000] [--messages 200000] [--rate 0]``
+Run: ``.venv/bin/python -m bench.ingest [--devices 3000] [--messages 200000] [--rounds 3]
+[--rate 2000] [--baseline-tree DIR]``
 
 Quick run: ``.venv/bin/python -m bench.ingest --quick``
+
+Soak: ``.venv/bin/python -m bench.ingest --soak [SECONDS]`` (600 s by default): one collector at
+``--soak-rate`` (2,000 msg/s) and its ``VmRSS`` (``/proc/<pid>/status``) at the start, every
+minute and at the end.
 
 It starts its own Mosquitto and InfluxDB (the local stack code) in a temporary folder on free
 loopback ports and registers one air-quality station in each of the first ``--devices`` wards
@@ -17,15 +22,19 @@ In one run it measures:
 
 * raw ceiling: a bare paho client (callback API v2, MQTT 5, QoS 1, plain subscription to
   ``ioc/v1/#``) in this process only counts the messages the publisher blasts; rate = messages /
-  (last received - first received). Measured first and again last, because a virtual machine's
-  speed drifts; the ratios divide by the better of the two;
+  (last received - first received). The machine is shared and its speed drifts, so the raw
+  ceiling and the collector(s) run in ``--rounds`` interleaved rounds (raw first in odd rounds,
+  last in even ones); each collector rate is divided by the raw ceiling of its own round and
+  the ratios are printed as median (min-max). ``--baseline-tree DIR`` also runs, in every
+  round, the collector of another source tree (the code before a change): before and after
+  measured side by side;
 * one collector: ``ioc ingest`` as a separate process (shared subscription with one member)
   while the publisher blasts the same messages; rate = messages / (moment every point is
   queryable in InfluxDB - publish start): polled with ``SELECT count(pm25)``, on the last
   message's station until its points are there, then on everything;
-* latency at a fixed offered rate (``--rate``, default 25 % of the one-collector rate) for
-  ``--latency-seconds``, one collector: the last document's ``time_ms`` of each message is its
-  publish time (wall clock, ms); one message in ten comes from a few timed stations
+* latency at a fixed offered rate (``--rate``, default 2,000 msg/s) for ``--latency-seconds``
+  in every round, one collector (and the baseline's): the last document's ``time_ms`` of each
+  message is its publish time (wall clock, ms); one message in ten comes from a few timed stations
   (``--sample``) whose points are polled every ``--poll-ms``. A message was queryable by the
   first answer that contains it (upper bound) and not before the previous poll was sent (lower
   bound): p50/p99/max publish-to-queryable latency;
@@ -48,6 +57,7 @@ import os
 import platform
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -566,8 +576,11 @@ def influx_alone(
 # --- collectors as processes ----------------------------------------------------------------------
 
 
-def _environment(settings: Settings, db: str, ingest_id: str, group: str) -> dict[str, str]:
+def _environment(
+    settings: Settings, db: str, ingest_id: str, group: str, root: Path = PROJECT_ROOT
+) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("IOC_")}
+    env["PYTHONPATH"] = str(root)  # the collector's code: this checkout or the baseline tree
     env.update(
         {
             "IOC_VAR_DIR": str(settings.var_dir),
@@ -597,9 +610,12 @@ def _forget_session(settings: Settings, client_id: str) -> None:
 
 @contextmanager
 def collectors(
-    settings: Settings, db: str, names: Sequence[str], group: str
+    settings: Settings, db: str, names: Sequence[str], group: str, root: Path = PROJECT_ROOT
 ) -> Iterator[list[int]]:
-    """``ioc ingest`` processes on database ``db``, connected and subscribed; yields their pids."""
+    """``ioc ingest`` processes on database ``db``, connected and subscribed; yields their pids.
+
+    ``root``: the source tree the collectors run from (``--baseline-tree`` for the old code).
+    """
     logs = settings.var_dir / "log"
     logs.mkdir(parents=True, exist_ok=True)
     processes: list[tuple[subprocess.Popen[bytes], Path]] = []
@@ -609,8 +625,8 @@ def collectors(
             out = stack.enter_context(log_path.open("wb"))
             process = subprocess.Popen(
                 [sys.executable, "-m", "ioc.cli", "ingest"],
-                env=_environment(settings, db, name, group),
-                cwd=PROJECT_ROOT,
+                env=_environment(settings, db, name, group, root),
+                cwd=root,
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
@@ -696,6 +712,7 @@ def collector_throughput(
     *,
     label: str,
     names: Sequence[str],
+    root: Path = PROJECT_ROOT,
 ) -> Row:
     """Blast the plan's messages at the collectors; time until every point is queryable."""
     db = f"bench_{names[0].replace('-', '_')}"
@@ -704,7 +721,7 @@ def collector_throughput(
     last_id = quote_literal(chosen[last_station].id)
     with _database(settings, db) as store:
         try:
-            with collectors(settings, db, names, group=f"bench-{names[0]}") as pids:
+            with collectors(settings, db, names, group=f"bench-{names[0]}", root=root) as pids:
                 _warm_up(settings, store, chosen, plan.docs)
                 publisher = Publisher(
                     settings, chosen, {"mode": "burst", "docs": plan.docs, "plan": plan}
@@ -824,15 +841,17 @@ def latency(
     sample: int,
     poll_s: float,
     window_s: float = 2.0,
+    name: str = "lat-1",
+    root: Path = PROJECT_ROOT,
 ) -> Latency:
     """Publish at ``rate`` for ``seconds``; time the sampled messages until queryable."""
-    db = "bench_latency"
+    db = f"bench_{name.replace('-', '_')}"
     stride = max(1, len(chosen) // max(1, sample))
     sampled = list(range(0, len(chosen), stride))[:sample]
     job = {"mode": "paced", "docs": docs, "rate": rate, "seconds": seconds, "sampled": sampled}
     with _database(settings, db) as store:
         try:
-            with collectors(settings, db, ["lat-1"], group="bench-lat"):
+            with collectors(settings, db, [name], group=f"bench-{name}", root=root):
                 _warm_up(settings, store, chosen, docs)
                 publisher = Publisher(settings, chosen, job)
                 start_ms = time.time_ns() // _MS - 1000
@@ -940,14 +959,137 @@ def _print_cpu(rows: Sequence[Row], cpus: int) -> None:
         )
 
 
+def _spread(values: Sequence[float], digits: int = 2) -> str:
+    """``median (min-max)`` of per-round figures: the noise is part of the result."""
+    if not values:
+        return "-"
+    ordered = sorted(values)
+    mid = statistics.median(ordered)
+    return f"{mid:.{digits}f} ({ordered[0]:.{digits}f}-{ordered[-1]:.{digits}f})"
+
+
+@dataclass
+class Round:
+    """One round: the raw ceiling, then the collector(s), each run once, in alternating order."""
+
+    raw: Row
+    one: Row
+    base: Row | None = None
+    latency: Latency | None = None
+    base_latency: Latency | None = None
+
+
+def _collector_rounds(
+    settings: Settings,
+    services: dict[str, int],
+    args: argparse.Namespace,
+    chosen: list[Station],
+) -> list[Round]:
+    """Interleaved rounds: raw ceiling and collector(s) next to each other, order alternating.
+
+    The machine is shared (other processes take CPU at random moments): each collector rate is
+    divided by the raw ceiling of its own round, and the rounds' ratios are reported as median and
+    range, never one lucky run.
+    """
+    docs = args.docs
+    baseline = Path(args.baseline_tree) if args.baseline_tree else None
+    rounds: list[Round] = []
+    for r in range(1, args.rounds + 1):
+
+        def raw_phase(r: int = r) -> Row:
+            plan = burst_plan(args.messages, len(chosen), docs)
+            return raw_ceiling(settings, services, chosen, plan, f"raw ceiling, round {r}")
+
+        def one_phase(r: int = r) -> Row:
+            plan = burst_plan(args.messages, len(chosen), docs)
+            label = f"one collector, round {r}"
+            return collector_throughput(
+                settings, services, chosen, plan, label=label, names=[f"one-{r}"]
+            )
+
+        def base_phase(r: int = r) -> Row | None:
+            if baseline is None:
+                return None
+            plan = burst_plan(args.messages, len(chosen), docs)
+            label = f"baseline collector, round {r}"
+            return collector_throughput(
+                settings, services, chosen, plan, label=label, names=[f"base-{r}"], root=baseline
+            )
+
+        if r % 2:
+            raw, one, base = raw_phase(), one_phase(), base_phase()
+        else:
+            base, one, raw = base_phase(), one_phase(), raw_phase()
+        this = Round(raw, one, base)
+        if args.latency_seconds > 0:
+            kwargs: dict[str, Any] = {
+                "rate": args.rate,
+                "seconds": args.latency_seconds,
+                "docs": docs,
+                "sample": args.sample,
+                "poll_s": args.poll_ms / 1000,
+            }
+            this.latency = latency(settings, chosen, name=f"lat-{r}", **kwargs)
+            if baseline is not None:
+                this.base_latency = latency(
+                    settings, chosen, name=f"lat-base-{r}", root=baseline, **kwargs
+                )
+        rounds.append(this)
+        ratio = f"{one.rate / raw.rate:.2f}"
+        if base is not None:
+            ratio += f", baseline {base.rate / raw.rate:.2f}"
+        print(
+            f"  round {r}: raw {raw.rate:,.0f} msg/s, one collector {one.rate:,.0f} msg/s "
+            f"(ratio {ratio})",
+            flush=True,
+        )
+    return rounds
+
+
+def _print_latency(rounds: Sequence[Round], args: argparse.Namespace) -> None:
+    print(
+        f"\nlatency, publish -> queryable, one collector at {args.rate:,.0f} msg/s offered for "
+        f"{args.latency_seconds:.0f} s per round (1 message in {_SAMPLE_EVERY} timed; polled "
+        f"every {args.poll_ms:.0f} ms; upper bounds: the first answer with the point; lower "
+        "bounds: the poll before it; poll ms: the median time a poll's query took, which with "
+        "the poll interval is the resolution of these figures):"
+    )
+    head = (
+        f"{'collector':<10} {'round':>5} {'offered':>8} {'seen':>11} {'p50 ms':>7} "
+        f"{'p99 ms':>7} {'max ms':>7} {'p50 low':>8} {'p99 low':>8} {'poll ms':>8}  note"
+    )
+    print(head)
+    print("-" * len(head))
+    for which in ("after", "baseline"):
+        for i, r in enumerate(rounds, 1):
+            lat = r.latency if which == "after" else r.base_latency
+            if lat is None:
+                continue
+            note = (
+                "" if lat.complete and not lat.dead else f"complete {lat.complete}, dead {lat.dead}"
+            )
+            print(
+                f"{which:<10} {i:>5} {lat.offered:>8,.0f} {f'{lat.seen}/{lat.samples}':>11} "
+                f"{lat.p50_ms:>7,.0f} {lat.p99_ms:>7,.0f} {lat.max_ms:>7,.0f} "
+                f"{lat.p50_low_ms:>8,.0f} {lat.p99_low_ms:>8,.0f} {lat.poll_ms:>8,.0f}  {note}"
+            )
+    for which in ("after", "baseline"):
+        lats = [x for x in (r.latency if which == "after" else r.base_latency for r in rounds) if x]
+        if lats:
+            print(
+                f"  {which}: p50 {_spread([x.p50_ms for x in lats], 0)} ms, "
+                f"p99 {_spread([x.p99_ms for x in lats], 0)} ms (median (min-max) of rounds)"
+            )
+
+
 def measure(
     settings: Settings, services: dict[str, int], args: argparse.Namespace, chosen: list[Station]
 ) -> None:
     docs = args.docs
     print(
         f"IOC ingest benchmark: {len(chosen):,} air stations, {args.messages:,} messages per "
-        f"throughput phase; a message is an IOC JSON batch of {docs} documents x 8 metrics "
-        f"= {8 * docs} readings = {docs} InfluxDB points"
+        f"throughput phase, {args.rounds} interleaved rounds; a message is an IOC JSON batch of "
+        f"{docs} documents x 8 metrics = {8 * docs} readings = {docs} InfluxDB points"
     )
     print(
         f"machine: {os.cpu_count()} CPUs, {platform.system()} {platform.release()}, "
@@ -955,85 +1097,138 @@ def measure(
     )
     print(
         "publisher: a separate process (raw MQTT 3.1.1, QoS 1); receivers: MQTT 5, QoS 1; "
-        "collectors: `ioc ingest` processes with the default settings\n"
+        "collectors: `ioc ingest` processes with the default settings"
+        + (f"; baseline collector: {args.baseline_tree}" if args.baseline_tree else "")
+        + "\n"
     )
-
+    rounds = _collector_rounds(settings, services, args, chosen)
     rows: list[Row] = []
-    plan = burst_plan(args.messages, len(chosen), docs)
-    raw = raw_ceiling(settings, services, chosen, plan)
-    rows.append(raw)
-    print(f"  measured {raw.label}: {raw.rate:,.0f} msg/s", flush=True)
-    alone = influx_alone(settings, services, chosen, plan)
-    rows.append(alone)
-    print(f"  measured {alone.label}: {alone.rate:,.0f} msg/s", flush=True)
-    one = collector_throughput(
-        settings,
-        services,
-        chosen,
-        burst_plan(args.messages, len(chosen), docs),
-        label="one collector, end to end",
-        names=["one-1"],
-    )
-    rows.append(one)
-    print(f"  measured {one.label}: {one.rate:,.0f} msg/s", flush=True)
-    rate = args.rate or round(one.rate * args.rate_fraction, -2) or 100.0
-    lat = latency(
-        settings,
-        chosen,
-        rate=rate,
-        seconds=args.latency_seconds,
-        docs=docs,
-        sample=args.sample,
-        poll_s=args.poll_ms / 1000,
-    )
-    print(f"  measured latency at {lat.offered:,.0f} msg/s", flush=True)
-    two = collector_throughput(
-        settings,
-        services,
-        chosen,
-        burst_plan(args.messages, len(chosen), docs),
-        label="two collectors, shared subscription",
-        names=["two-1", "two-2"],
-    )
-    rows.append(two)
-    print(f"  measured {two.label}: {two.rate:,.0f} msg/s", flush=True)
-    # A virtual machine's speed drifts: measure the ceiling again and divide by the better one.
-    again = raw_ceiling(
-        settings,
-        services,
-        chosen,
-        burst_plan(args.messages, len(chosen), docs),
-        "raw ceiling again, at the end",
-    )
-    rows.insert(1, again)
-    print(f"  measured {again.label}: {again.rate:,.0f} msg/s\n", flush=True)
-    ceiling = max(raw.rate, again.rate)
-
+    for r in rounds:
+        rows += [r.raw, r.one] + ([r.base] if r.base is not None else [])
+    if not args.no_extra:
+        alone = influx_alone(
+            settings, services, chosen, burst_plan(args.messages, len(chosen), docs)
+        )
+        rows.append(alone)
+        print(f"  measured {alone.label}: {alone.rate:,.0f} msg/s", flush=True)
+        two = collector_throughput(
+            settings,
+            services,
+            chosen,
+            burst_plan(args.messages, len(chosen), docs),
+            label="two collectors, shared subscription",
+            names=["two-1", "two-2"],
+        )
+        rows.append(two)
+        print(f"  measured {two.label}: {two.rate:,.0f} msg/s", flush=True)
+    ceiling = statistics.median(r.raw.rate for r in rounds)
+    print()
     _print_rows(rows, ceiling)
     print(
-        "\n(÷ raw: msg/s over the better raw ceiling; pub msg/s: what the publisher achieved "
-        "in that phase; a collector rate ends when the last point is queryable; InfluxDB alone: "
-        "the collectors' points, encoded beforehand, written by this process: what the database "
-        "costs, in messages' worth)"
+        "\n(÷ raw: msg/s over the median raw ceiling of the rounds; pub msg/s: what the "
+        "publisher achieved in that phase; a collector rate ends when the last point is "
+        "queryable; InfluxDB alone: the collectors' points, encoded beforehand, written by this "
+        "process: what the database costs, in messages' worth)"
     )
     _print_cpu(rows, os.cpu_count() or 1)
+    if args.latency_seconds > 0:
+        _print_latency(rounds, args)
+    ones = [r.one.rate / r.raw.rate for r in rounds]
     print(
-        f"\nlatency, publish -> queryable, one collector at {lat.offered:,.0f} msg/s offered "
-        f"({lat.offered / one.rate:.0%} of its end-to-end rate; {lat.messages:,} messages in "
-        f"{args.latency_seconds:.0f} s; {lat.seen:,} of {lat.samples:,} sampled messages seen, "
-        f"polled every {args.poll_ms:.0f} ms + the query's {lat.poll_ms:.0f} ms):"
+        "\nratio one collector / raw ceiling of the same round, median (min-max) of "
+        f"{len(rounds)} rounds: {_spread(ones)}"
+    )
+    bases = [r.base.rate / r.raw.rate for r in rounds if r.base is not None]
+    if bases:
+        print(f"ratio baseline collector / raw ceiling, same rounds: {_spread(bases)}")
+    cpu_one = [
+        sum(v for k, v in r.one.cpu.items() if k.startswith("one-")) / r.one.messages * 1e6
+        for r in rounds
+    ]
+    print(f"collector CPU per message (us, all its threads): {_spread(cpu_one, 0)}", end="")
+    if bases:
+        cpu_base = [
+            sum(v for k, v in r.base.cpu.items() if k.startswith("base-")) / r.base.messages * 1e6
+            for r in rounds
+            if r.base is not None
+        ]
+        print(f"; baseline: {_spread(cpu_base, 0)}", end="")
+    print()
+
+
+# --- soak: memory over a long steady run ----------------------------------------------------------
+
+
+def rss_kib(pid: int) -> int:
+    """Resident set size of a process in KiB (``VmRSS`` of ``/proc/<pid>/status``); -1 if gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return -1
+
+
+def soak(settings: Settings, chosen: list[Station], args: argparse.Namespace) -> None:
+    """One collector at a steady rate for ``--soak`` seconds: its RSS at start, each minute, end."""
+    seconds, rate, docs = args.soak, args.soak_rate, args.docs
+    print(
+        f"IOC ingest soak: one collector, {rate:,.0f} msg/s offered for {seconds:,.0f} s "
+        f"({len(chosen):,} stations, {8 * docs} readings per message); machine: "
+        f"{os.cpu_count()} CPUs, Python {platform.python_version()}; {_versions(settings)}"
+    )
+    db = "bench_soak"
+    job = {"mode": "paced", "docs": docs, "rate": rate, "seconds": seconds, "sampled": [0]}
+    samples: list[tuple[float, int]] = []
+    with _database(settings, db) as store:
+        try:
+            with collectors(settings, db, ["soak-1"], group="bench-soak") as pids:
+                pid = pids[0]
+                _warm_up(settings, store, chosen, docs)
+                publisher = Publisher(settings, chosen, job)
+                start_ms = time.time_ns() // _MS - 1000
+                publisher.go()
+                began = time.monotonic()
+                samples.append((0.0, rss_kib(pid)))
+                print(f"  t=   0 s  VmRSS {samples[-1][1] / 1024:8.1f} MiB (start)", flush=True)
+                next_at = 60.0
+                while not publisher.finished():
+                    time.sleep(0.5)
+                    elapsed = time.monotonic() - began
+                    if elapsed >= next_at:
+                        samples.append((elapsed, rss_kib(pid)))
+                        print(
+                            f"  t={elapsed:4.0f} s  VmRSS {samples[-1][1] / 1024:8.1f} MiB",
+                            flush=True,
+                        )
+                        next_at += 60.0
+                result = publisher.result()
+                expected = result["count"] * docs
+                deadline = time.monotonic() + 60
+                while (seen := _count(store, start_ms)) < expected:
+                    if time.monotonic() > deadline:
+                        break
+                    time.sleep(0.5)
+                samples.append((time.monotonic() - began, rss_kib(pid)))
+                print(
+                    f"  t={samples[-1][0]:4.0f} s  VmRSS {samples[-1][1] / 1024:8.1f} MiB (end, "
+                    f"all points written)",
+                    flush=True,
+                )
+                dead = _dead_letters(store)
+        finally:
+            store.command(f'DROP DATABASE "{db}"')
+    offered = result["count"] / (result["published"] - result["began"])
+    first_minute = next((kib for t, kib in samples if t >= 60.0), samples[-1][1])
+    print(
+        f"\n{result['count']:,} messages at {offered:,.0f} msg/s offered; {seen:,} of "
+        f"{expected:,} documents queryable; {dead} dead letters"
     )
     print(
-        f"  p50 {lat.p50_ms:,.0f} ms   p99 {lat.p99_ms:,.0f} ms   max {lat.max_ms:,.0f} ms   "
-        f"(upper bounds: the first answer with the point; lower bounds, from the poll "
-        f"before it: p50 {lat.p50_low_ms:,.0f} ms, p99 {lat.p99_low_ms:,.0f} ms)"
-    )
-    if not lat.complete or lat.dead:
-        print(f"  ! complete: {lat.complete}, dead letters: {lat.dead}")
-    print(
-        f"\nratio one collector / raw ceiling: {one.rate / ceiling:.2f}   "
-        f"two collectors / raw ceiling: {two.rate / ceiling:.2f}   "
-        f"two / one: {two.rate / one.rate:.2f}"
+        f"collector VmRSS: start {samples[0][1] / 1024:.1f} MiB, after 1 min "
+        f"{first_minute / 1024:.1f} MiB, end {samples[-1][1] / 1024:.1f} MiB; growth from minute "
+        f"1 to the end: {(samples[-1][1] - first_minute) / 1024:+.1f} MiB"
     )
 
 
@@ -1050,14 +1245,30 @@ def main() -> None:
     parser.add_argument("--devices", type=int, default=3000, help="air stations, one per ward")
     parser.add_argument("--messages", type=int, default=200_000, help="per throughput phase")
     parser.add_argument("--docs", type=int, default=2, help="documents (x 8 metrics) per message")
+    parser.add_argument("--rate", type=float, default=2000.0, help="latency phase msg/s offered")
     parser.add_argument(
-        "--rate",
-        type=float,
-        default=0.0,
-        help="latency phase msg/s (0: a fraction of one collector)",
+        "--latency-seconds", type=float, default=20.0, help="per round (0: no latency phase)"
     )
-    parser.add_argument("--rate-fraction", type=float, default=0.25)
-    parser.add_argument("--latency-seconds", type=float, default=20.0)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds")
+    parser.add_argument(
+        "--baseline-tree",
+        help="also run, in every round, the collector of this source tree (the code before a "
+        "change, e.g. `git archive HEAD | tar -x -C /tmp/base`): before and after in one run",
+    )
+    parser.add_argument(
+        "--no-extra", action="store_true", help="skip the InfluxDB-alone and two-collector phases"
+    )
+    parser.add_argument(
+        "--soak",
+        type=float,
+        nargs="?",
+        const=600.0,
+        default=None,
+        metavar="SECONDS",
+        help="only a soak: one collector at --soak-rate for SECONDS (600 if not given), "
+        "its RSS every minute",
+    )
+    parser.add_argument("--soak-rate", type=float, default=2000.0)
     parser.add_argument(
         "--sample", type=int, default=20, help="stations timed for latency (1 message in 10)"
     )
@@ -1065,9 +1276,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     args = parser.parse_args()
     if args.quick:
-        args.devices, args.messages, args.latency_seconds = 300, 20_000, 5.0
-    if args.docs < 1 or args.messages < 1:
-        parser.error("--docs and --messages must be >= 1")
+        args.devices, args.messages, args.latency_seconds, args.rounds = 300, 20_000, 5.0, 2
+    if args.docs < 1 or args.messages < 1 or args.rounds < 1:
+        parser.error("--docs, --messages and --rounds must be >= 1")
     chosen = stations(args.devices)
     with tempfile.TemporaryDirectory(prefix="ioc-bench-") as var:
         registry = Path(var) / "registry.toml"
@@ -1084,9 +1295,12 @@ def main() -> None:
                 "IOC_LOG_LEVEL": "WARNING",
             }
         )
-        with LocalStack(settings).running() as statuses:
+        with LocalStack(settings).running(services=("mosquitto", "influxdb")) as statuses:
             services = {s.name: s.pid for s in statuses if s.pid is not None}
-            measure(settings, services, args, chosen)
+            if args.soak is not None:
+                soak(settings, chosen, args)
+            else:
+                measure(settings, services, args, chosen)
 
 
 if __name__ == "__main__":

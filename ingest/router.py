@@ -40,6 +40,9 @@ SUBSCRIPTIONS = (
 )
 """Topic filters a collector subscribes to (behind ``$share/<group>/`` when grouped)."""
 
+_RESOLVED_MAX = 65_536
+"""Resolved topics remembered at most (about one per registered source)."""
+
 
 @dataclass(frozen=True, slots=True)
 class Routed:
@@ -58,9 +61,17 @@ class Router:
         self.catalog = catalog
         self.validator = validator
         self.max_bytes = max_bytes
+        # Topics of ours already resolved to their registered source (and whether SenML): a
+        # device publishes on one topic for ever, and the registry does not change while a
+        # collector runs, so the split, the look-up and the checks are done once per topic.
+        # Only topics that passed every check are kept; bounded (cleared when full).
+        self._resolved: dict[str, tuple[Source, bool]] = {}
 
     def route(self, topic: str, payload: bytes, received_ns: int) -> Routed:
         """Points and dead letters for one message; never raises for bad input."""
+        resolved = self._resolved.get(topic)
+        if resolved is not None:
+            return self._remembered(resolved, topic, payload, received_ns)
         parts = topic.split("/")
         try:
             if parts[:2] == ["ioc", "v1"] and len(parts) in (5, 6):
@@ -87,6 +98,16 @@ class Router:
             f"topic {topic!r} is not ioc/v1/{{province}}/{{source}}/{{kind}}[/senml], "
             "v3/+/devices/+/up or application/+/device/+/event/+",
         )
+
+    def _remembered(
+        self, resolved: tuple[Source, bool], topic: str, payload: bytes, received_ns: int
+    ) -> Routed:
+        """A message on a topic resolved before: straight to parsing and validation."""
+        source, senml = resolved
+        try:
+            return self._readings_of(source, senml, topic, payload, received_ns)
+        except PayloadError as error:  # as in route: the topic still says whose it is
+            return self._dead(topic, payload, received_ns, error.reason, str(error), source=source)
 
     def _topic_source(self, parts: list[str]) -> Source | None:
         """The registered source a routable topic names, if it is registered as the topic says."""
@@ -123,6 +144,15 @@ class Router:
                 f"{source.province!r}, the topic says {kind!r} in {province!r}",
                 source=source,
             )
+        if len(self._resolved) >= _RESOLVED_MAX:
+            self._resolved.clear()
+        self._resolved[topic] = (source, senml)
+        return self._readings_of(source, senml, topic, payload, received_ns)
+
+    def _readings_of(
+        self, source: Source, senml: bool, topic: str, payload: bytes, received_ns: int
+    ) -> Routed:
+        """Parse and validate a message on a topic of ours that names ``source``."""
         if senml:
             readings = parse_senml(payload, now_ns=received_ns, max_bytes=self.max_bytes)
             # the topic names the device; a record's name is its metric

@@ -1,13 +1,14 @@
 """The durable writer: batches points, writes them, and says when each message may be acknowledged.
 
-A message's points are durable once InfluxDB answered 2xx, or once they were appended to the
-fsynced local spool. Only then is ``on_durable`` called with the message's token (the collector
-acknowledges it to the broker). While the spool holds anything, new batches go to the spool too
-and a replay loop writes them back in order with capped, jittered exponential backoff. A 400
-"partial write" is not retried: its rejected lines become dead letters and the rest counts as
-written. When the spool is full the batch is held in memory and nothing is acknowledged; once
-``max_pending`` messages wait, ``submit`` blocks, which stops the MQTT loop from reading (the
-broker then keeps the messages).
+A batch is written when it holds ``batch_lines`` lines or ``batch_messages`` messages, or when
+its first message has waited ``batch_seconds``. A message's points are durable once InfluxDB
+answered 2xx, or once they were appended to the fsynced local spool. Only then is
+``on_durable`` called with the message's token (the collector acknowledges it to the broker).
+While the spool holds anything, new batches go to the spool too and a replay loop writes them
+back in order with capped, jittered exponential backoff. A 400 "partial write" is not retried:
+its rejected lines become dead letters and the rest counts as written. When the spool is full
+the batch is held in memory and nothing is acknowledged; once ``max_pending`` messages wait,
+``submit`` blocks, which stops the MQTT loop from reading (the broker then keeps the messages).
 """
 
 from __future__ import annotations
@@ -84,6 +85,7 @@ class Writer:
         *,
         batch_lines: int = 5000,
         batch_seconds: float = 0.05,
+        batch_messages: int | None = None,
         max_pending: int = 20000,
         backoff: Backoff | None = None,
         collector: str | None = None,
@@ -94,6 +96,10 @@ class Writer:
         self.on_durable = on_durable
         self.batch_lines = batch_lines
         self.batch_seconds = batch_seconds
+        # A batch is also due once it holds this many messages: the broker sends at most its
+        # Receive Maximum unacknowledged messages, so waiting for more would only wait out the
+        # clock with the stream stopped (None: no such bound).
+        self.batch_messages = batch_messages or max_pending
         self.max_pending = max_pending
         self.backoff = backoff or Backoff()
         self.stats = WriterStats()
@@ -145,7 +151,10 @@ class Writer:
             if token is not None:
                 batch.tokens.append(token)
                 self._pending += 1
-            if len(batch.raw) + len(batch.ops) >= self.batch_lines:
+            if (
+                len(batch.raw) + len(batch.ops) >= self.batch_lines
+                or len(batch.tokens) >= self.batch_messages
+            ):
                 self._cond.notify_all()
 
     def run(self, stop: threading.Event) -> None:
@@ -170,7 +179,8 @@ class Writer:
             batch = self._batch
             size = len(batch.raw) + len(batch.ops)
             due = batch.first_at + self.batch_seconds
-            if not final and size < self.batch_lines and (size == 0 or time.monotonic() < due):
+            full = size >= self.batch_lines or len(batch.tokens) >= self.batch_messages
+            if not final and not full and (size == 0 or time.monotonic() < due):
                 timeout = 0.2 if size == 0 else max(0.0, due - time.monotonic())
                 self._cond.wait(timeout)
                 return

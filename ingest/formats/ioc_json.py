@@ -67,6 +67,12 @@ _known_sources: set[str] = set()
 _known_metrics: set[str] = set()
 
 
+# RawReading(...) runs the NamedTuple's generated __new__ (a Python function); building the tuple
+# directly makes the same object (same class, same fields) in a third of the time, which counts
+# at 16 readings per message.
+_new_tuple = tuple.__new__
+
+
 def _remember(known: set[str], name: str) -> None:
     """Add a name that matched its pattern to a cache of known-good names, within its bound."""
     if len(known) >= _KNOWN_NAMES_MAX:
@@ -115,10 +121,10 @@ def _document(doc: dict[str, object], where: str, readings: list[RawReading]) ->
         # as the full path below (tests/ingest/test_fastpath.py checks it against the reference).
         if name in _known_metrics:
             if type(raw) is float:  # orjson never yields nan or inf (see model.number)
-                append(RawReading(source, name, raw, None, time_ns))
+                append(_new_tuple(RawReading, (source, name, raw, None, time_ns)))
                 continue
             if type(raw) is int and -MAX_EXACT_INT <= raw <= MAX_EXACT_INT:
-                append(RawReading(source, name, float(raw), None, time_ns))
+                append(_new_tuple(RawReading, (source, name, float(raw), None, time_ns)))
                 continue
         field = f"{where}.metrics.{name}"
         if _METRIC.fullmatch(name) is None:

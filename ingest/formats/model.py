@@ -57,7 +57,10 @@ class RawReading(NamedTuple):
 
 def show(value: object) -> str:
     """Render an offending value for an error message, cut short so messages stay small."""
-    rendered = repr(value)
+    try:
+        rendered = repr(value)
+    except RecursionError:  # nested deeper than repr can walk (orjson decodes 1024 levels)
+        rendered = f"{type(value).__name__} nested too deep to show"
     return rendered if len(rendered) <= 60 else rendered[:57] + "..."
 
 
