@@ -1,27 +1,38 @@
-"""One engine cycle over every ward and province, as ratios to store baselines from the same run.
+"""The engine's reference path against its default path, in one run (issue 16).
 
-Run: ``.venv/bin/python -m bench.engine [--hours 24] [--minutes-step 10] [--wards 0] [--traffic]``
+Run: ``.venv/bin/python -m bench.engine [--wards 1] [--hours 24] [--minutes-step 10] [--rounds 1]``
 
-Quick run: ``.venv/bin/python -m bench.engine --hours 3 --minutes-step 30 --wards 300``
+Quick run: ``.venv/bin/python -m bench.engine --hours 3 --minutes-step 30 --first-wards 300``
+
+Growth: ``--wards 2`` and ``--wards 4`` register two and four times the national registry
+(extra simulated stations in every ward, extra feeds in every province); ``--no-backfill`` to
+measure the live cycles only.
 
 It starts its own Mosquitto and InfluxDB (the local stack code) in a temporary folder on free
-loopback ports, registers an air-quality station in every ward (3,321; with ``--traffic`` a
-traffic counter too) and a public-service and a task feed in every province (34), and seeds a
-day of readings (plus the 11 hours before it that NowCast needs) ending at the start of the
-current hour; a device promises a reading every ``--minutes-step`` minutes (its expected
-interval), a feed one an hour. Seeding is setup and is reported but not compared. It then
-measures, in one run:
+loopback ports, registers ``--wards`` air-quality stations in every ward (3,321 wards; with
+``--traffic`` as many traffic counters) and as many public-service and task feeds in every
+province (34), and seeds a day of readings (plus the 11 hours before it that NowCast needs)
+ending at the start of the current hour; a device promises a reading every ``--minutes-step``
+minutes (its expected interval), a feed one an hour. Seeding is setup and is reported but not
+compared. Then, per round, for the reference path (``Engine(reference=True)``: the
+straightforward computation kept as the specification, i.e. the engine before issue 16) and the
+default path, in alternating order, each with a fresh engine and no derived points in the store:
 
-* the engine: ``Engine.backfill`` of the day (hourly periods and 15-minute live-ness periods)
-  and one live ``Engine.run_cycle`` five minutes after the hour with the default 3 h lookback;
-* baseline A (read): the engine's own InfluxQL queries, same texts and parameters, replayed with
-  ``Store.query`` (what the database and the HTTP/JSON client cost alone);
-* baseline B (write): the engine's own derived lines, written again under another measurement
-  with ``Store.write_lines`` in batches of 5,000 (what the database costs to store them).
+* ``backfill``: ``Engine.backfill`` of the day (hourly periods and 15-minute live-ness periods);
+* ``cycle``: the first live ``run_cycle`` five minutes after the hour, 3 h lookback (a started
+  engine: nothing remembered);
+* ``steady``: the next cycle a minute later, nothing new in any complete period (what most
+  cycles of a running engine are);
+* ``late``: the next cycle after late readings for the last hour from 2 % of the stations.
 
-For each engine run it prints seconds, periods, points written and points per second, the ratio
-engine / (A + B) and where the engine's time went (queries, line-protocol encoding, sending, and
-the rest: its own Python computation), measured by a ``Store`` subclass that times each call.
+For each run it prints seconds, points written, and where the time went (InfluxQL queries,
+line-protocol encoding, sending, and the rest: the engine's own computation), measured by a
+``Store`` subclass that times each call; the default path's seconds as a ratio of the reference
+path's in the same run; the points written per indicator family. With ``--levers`` it also runs
+the default path less one lever at a time (live-ness read per period end as the reference does,
+batches of 5,000, no background write thread), so each lever's share is measured in the same
+run. With ``--store-baselines`` it also replays each run's queries and writes alone (what
+InfluxDB costs for them).
 """
 
 from __future__ import annotations
@@ -31,21 +42,23 @@ import math
 import os
 import platform
 import socket
+import statistics
 import tempfile
 import time
-from collections import defaultdict
-from collections.abc import Iterator, Mapping, Sequence
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from ioc.catalog import INDICATORS_FILE, Catalog, load_catalog
+from ioc.catalog import INDICATORS_FILE, Catalog, Indicator, load_catalog
 from ioc.engine import CycleReport, Engine
 from ioc.places import get_places
 from ioc.settings import Settings, load_settings
 from ioc.stack import LocalStack
 from ioc.store import Point, Store
 from ioc.store.client import Epoch, ParamValue, Series
+from ioc.store.influxql import INDICATOR_MEASUREMENT, RECEIVED_FIELD, quote_ident
 
 _NS = 1_000_000_000
 _MINUTE = 60 * _NS
@@ -86,21 +99,22 @@ class _Site:
         return tags
 
 
-def _sites(wards: int, traffic: bool) -> tuple[list[_Site], list[_Site]]:
-    """Devices (one air station, optionally one traffic counter, per ward) and province feeds."""
+def _sites(copies: int, first_wards: int, traffic: bool) -> tuple[list[_Site], list[_Site]]:
+    """``copies`` devices (air station, optionally traffic counter) per ward and feeds per
+    province: ``copies`` times the national registry."""
     places = get_places()
-    chosen = places.wards() if wards <= 0 else places.wards()[:wards]
+    chosen = places.wards() if first_wards <= 0 else places.wards()[:first_wards]
+    kinds = ("air", "traffic") if traffic else ("air",)
     devices = [
-        _Site(f"{w.code}-air", "air", w.province_code, w.code, i) for i, w in enumerate(chosen)
+        _Site(f"{w.code}-{kind}" + (f"-{k}" if k else ""), kind, w.province_code, w.code, i + k)
+        for kind in kinds
+        for k in range(copies)
+        for i, w in enumerate(chosen)
     ]
-    if traffic:
-        devices += [
-            _Site(f"{w.code}-traffic", "traffic", w.province_code, w.code, i)
-            for i, w in enumerate(chosen)
-        ]
     provinces = sorted({w.province_code for w in chosen})
     feeds = [
-        _Site(f"{code}-{kind}", kind, code, None, i)
+        _Site(f"{code}-{kind}" + (f"-{k}" if k else ""), kind, code, None, i + k)
+        for k in range(copies)
         for i, code in enumerate(provinces)
         for kind in ("service", "tasks")
     ]
@@ -193,14 +207,17 @@ class _Tally:
     write_s: float = 0.0  # Store.write: encoding + sending
     send_s: float = 0.0  # Store.write_lines: sending (HTTP + InfluxDB)
     queries: list[tuple[str, dict[str, ParamValue], Epoch | None]] = field(default_factory=list)
-    lines: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    liveness_query_s: float = 0.0  # the part of query_s spent on last-record (live-ness) queries
+    families: Counter[str] = field(default_factory=Counter)  # derived lines per indicator
+    lines: list[str] = field(default_factory=list)  # derived lines, kept for --store-baselines
 
 
 class TimedStore(Store):
     """A Store that adds up the time spent in query, write and write_lines."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, keep_lines: bool = False) -> None:
         super().__init__(settings)
+        self.keep_lines = keep_lines
         self.tally = _Tally()
 
     def query(
@@ -217,6 +234,8 @@ class TimedStore(Store):
             took = time.perf_counter() - began
             self.tally.query_s += took
             self.tally.slowest_query_s = max(self.tally.slowest_query_s, took)
+            if text.startswith(f"SELECT last({quote_ident(RECEIVED_FIELD)})"):
+                self.tally.liveness_query_s += took
             self.tally.queries.append((text, dict(params or {}), epoch))
 
     def write(self, points: Sequence[Point], *, rp: str = "raw") -> int:
@@ -232,20 +251,61 @@ class TimedStore(Store):
             return super().write_lines(lines, rp=rp)
         finally:
             self.tally.send_s += time.perf_counter() - began
-            self.tally.lines[rp].extend(lines)
+            if rp == "derived":
+                self.tally.families.update(_family(line) for line in lines)
+                if self.keep_lines:
+                    self.tally.lines.extend(lines)
+
+
+def _family(line: str) -> str:
+    """The indicator of a derived line (``indicator,indicator=<key>,...``)."""
+    return line.split(",", 2)[1].removeprefix("indicator=")
 
 
 # --- the measurements -----------------------------------------------------------------------------
 
+PATHS = ("reference", "default")
+LEVERS = ("default-per-end-liveness", "default-batch-5000", "default-no-write-thread")
+"""With --levers: the default path less one lever, to measure what that lever alone pays."""
+
+
+class _PerEndLiveness(Engine):
+    """The default path with the reference's live-ness reads (one last() query per end, kind)."""
+
+    def _last_seen(
+        self, indicator: Indicator, ends: Sequence[int]
+    ) -> Iterator[tuple[int, dict[str, int]]]:
+        return self._last_seen_per_end(indicator, ends)
+
+
+def _engine(path: str, settings: Settings, catalog: Catalog, store: Store) -> Engine:
+    if path == "reference":
+        return Engine(settings, catalog, store, reference=True)
+    if path == "default-per-end-liveness":
+        return _PerEndLiveness(settings, catalog, store)
+    engine = Engine(settings, catalog, store)
+    if path == "default-batch-5000":
+        engine.write_batch = 5000
+    if path == "default-no-write-thread":
+        engine.background_writes = False
+    return engine
+
+
+RUNS = ("backfill", "cycle", "steady", "late")
+
 
 @dataclass(frozen=True, slots=True)
 class _Result:
-    label: str
+    run: str
+    path: str
     report: CycleReport
     tally: _Tally
-    read_s: float  # baseline A
-    write_s: float  # baseline B
-    derived: int  # lines the engine wrote to rp "derived"
+    read_s: float | None = None  # baseline A (--store-baselines)
+    write_s: float | None = None  # baseline B (--store-baselines)
+
+    @property
+    def compute_s(self) -> float:
+        return self.report.seconds - self.tally.query_s - self.tally.write_s
 
 
 def _replay_queries(store: Store, tally: _Tally) -> float:
@@ -256,7 +316,7 @@ def _replay_queries(store: Store, tally: _Tally) -> float:
 
 
 def _rewrite_lines(store: Store, lines: Sequence[str]) -> float:
-    """The engine's derived lines under another measurement, in the engine's batch size."""
+    """The engine's derived lines under another measurement, in batches of 5,000."""
     renamed = [_BASELINE_MEASUREMENT + line.removeprefix("indicator") for line in lines]
     began = time.perf_counter()
     for first in range(0, len(renamed), _BATCH):
@@ -264,12 +324,15 @@ def _rewrite_lines(store: Store, lines: Sequence[str]) -> float:
     return time.perf_counter() - began
 
 
-def _measure(label: str, store: Store, timed: TimedStore, run: CycleReport) -> _Result:
+def _measure(
+    run: str, path: str, store: Store, timed: TimedStore, report: CycleReport, *, baselines: bool
+) -> _Result:
     tally, timed.tally = timed.tally, _Tally()
-    derived = tally.lines.get("derived", [])
+    if not baselines:
+        return _Result(run, path, report, tally)
     read_s = _replay_queries(store, tally)
-    write_s = _rewrite_lines(store, derived)
-    return _Result(label, run, tally, read_s, write_s, len(derived))
+    write_s = _rewrite_lines(store, tally.lines)
+    return _Result(run, path, report, tally, read_s, write_s)
 
 
 def _seed(store: Store, points: Iterator[Point]) -> int:
@@ -280,6 +343,17 @@ def _seed(store: Store, points: Iterator[Point]) -> int:
     seconds = time.perf_counter() - began
     print(f"seeded {count:,} raw points in {seconds:.1f} s ({count / seconds:,.0f} points/s)")
     return count
+
+
+def _late(devices: Sequence[_Site], hour0: int, n: int) -> list[Point]:
+    """A late reading for the last hour from every 50th station (values differ per run ``n``)."""
+    at = hour0 - 30 * _MINUTE + n * _NS
+    points = []
+    for site in devices[::50]:
+        fields: dict[str, float | int] = {**_device_fields(site, 0, n % 60)}
+        fields["received_ms"] = (hour0 + 6 * _MINUTE) // 1_000_000
+        points.append(Point(site.kind, fields, at, site.tags))
+    return points
 
 
 def _check(store: Store, settings: Settings, hour0: int) -> None:
@@ -297,46 +371,126 @@ def _check(store: Store, settings: Settings, hour0: int) -> None:
         print(f"national values at {when}: {shown}")
 
 
+def _median(values: Sequence[float]) -> float:
+    return statistics.median(values)
+
+
+def _spread(values: Sequence[float]) -> str:
+    if len(values) < 2:
+        return f"{values[0]:.2f}"
+    return f"{_median(values):.2f} [{min(values):.2f}-{max(values):.2f}]"
+
+
+def _short(path: str) -> str:
+    return {"reference": "ref", "default": "def"}.get(path, path.removeprefix("default-"))
+
+
 def _print(results: Sequence[_Result]) -> None:
-    head = f"{'':<22}" + "".join(f"{r.label:>16}" for r in results)
+    """Medians (and ranges over rounds) per run and path; default / reference ratios."""
+    by: dict[tuple[str, str], list[_Result]] = defaultdict(list)
+    for r in results:
+        by[(r.run, r.path)].append(r)
+    paths = [p for p in (*PATHS, *LEVERS) if any(r.path == p for r in results)]
+    columns = [(run, path) for run in RUNS for path in paths if (run, path) in by]
+    width = 24
+    head = f"{'':<22}" + "".join(f"{run + ' ' + _short(path):>{width}}" for run, path in columns)
     print(head)
     print("-" * len(head))
 
-    def row(name: str, values: Sequence[str]) -> None:
-        print(f"{name:<22}" + "".join(f"{v:>16}" for v in values))
+    def row(name: str, value: Callable[[_Result], float], fmt: str = ".2f") -> None:
+        cells = []
+        for key in columns:
+            values = [value(r) for r in by[key]]
+            cells.append(_spread(values) if fmt == ".2f" else format(_median(values), fmt))
+        print(f"{name:<22}" + "".join(f"{c:>{width}}" for c in cells))
 
-    row("seconds per cycle", [f"{r.report.seconds:.2f}" for r in results])
-    row("periods", [f"{r.report.periods:,}" for r in results])
-    row("points written", [f"{r.report.points:,}" for r in results])
-    row("points written / s", [f"{r.report.points / r.report.seconds:,.0f}" for r in results])
-    row("queries", [f"{len(r.tally.queries):,}" for r in results])
-    row("  in store.query s", [f"{r.tally.query_s:.2f}" for r in results])
-    row("  encoding lines s", [f"{r.tally.write_s - r.tally.send_s:.2f}" for r in results])
-    row("  sending lines s", [f"{r.tally.send_s:.2f}" for r in results])
-    rest = [r.report.seconds - r.tally.query_s - r.tally.write_s for r in results]
-    row("  computing s (rest)", [f"{s:.2f}" for s in rest])
-    row("slowest query s", [f"{r.tally.slowest_query_s:.2f}" for r in results])
-    row("baseline A: read s", [f"{r.read_s:.2f}" for r in results])
-    row("baseline B: write s", [f"{r.write_s:.2f}" for r in results])
-    row("  B points / s", [f"{r.derived / r.write_s:,.0f}" for r in results])
-    row("engine / (A + B)", [f"{r.report.seconds / (r.read_s + r.write_s):.2f}" for r in results])
-    row(
-        "computing share",
-        [f"{s / r.report.seconds:.0%}" for s, r in zip(rest, results, strict=True)],
+    row("seconds", lambda r: r.report.seconds)
+    row("  queries s", lambda r: r.tally.query_s)
+    row("    of which live-ness", lambda r: r.tally.liveness_query_s)
+    row("  writes s", lambda r: r.tally.write_s)
+    row("    encoding lines s", lambda r: r.tally.write_s - r.tally.send_s)
+    row("    sending lines s", lambda r: r.tally.send_s)
+    row("  rest s (computing)", lambda r: r.compute_s)
+    row("queries", lambda r: len(r.tally.queries), ",.0f")
+    row("slowest query s", lambda r: r.tally.slowest_query_s)
+    row("periods", lambda r: r.report.periods, ",.0f")
+    row("points written", lambda r: r.report.points, ",.0f")
+    if all(r.read_s is not None for r in results):
+        row("store alone: read s", lambda r: r.read_s or 0.0)
+        row("store alone: write s", lambda r: r.write_s or 0.0)
+    print(
+        "the default path writes on a background thread while it computes: its writes overlap "
+        "the rest, which is then seconds - queries - writes (low, or below 0)"
     )
+    print()
+    for run in RUNS:
+        ref = [r.report.seconds for r in by.get((run, "reference"), [])]
+        for path in paths[1:]:
+            new = [r.report.seconds for r in by.get((run, path), [])]
+            if ref and new:
+                ratios = [n / o for n, o in zip(new, ref, strict=True)]
+                print(
+                    f"{run:<9} {path} / reference seconds: {_median(ratios):.2f} "
+                    f"(rounds {', '.join(f'{x:.2f}' for x in ratios)}); "
+                    f"{_median(ref):.2f} s -> {_median(new):.2f} s"
+                )
+    print()
+    families = sorted({f for r in results for f in r.tally.families})
+    fam_cols = [(run, path) for run in ("backfill", "cycle", "late") for path in PATHS]
+    fam_cols = [c for c in fam_cols if c in by]
+    print(f"{'points per family':<28}" + "".join(f"{r + ' ' + _short(p):>16}" for r, p in fam_cols))
+    for family in families:
+        counts = [by[c][0].tally.families.get(family, 0) for c in fam_cols]
+        print(f"{family:<28}" + "".join(f"{n:>16,}" for n in counts))
+    for c in fam_cols:
+        total = sum(by[c][0].tally.families.values())
+        live = by[c][0].tally.families.get("feed_live_share", 0)
+        if total:
+            print(f"{c[0]} {c[1]}: feed_live_share is {live / total:.0%} of {total:,} points")
     for r in results:
         if r.report.skipped:
-            print(f"{r.label}: skipped {dict(r.report.skipped)}")
+            print(f"{r.run} {r.path}: skipped {dict(r.report.skipped)}")
         if r.tally.slowest_query_s > _DEFAULT_TIMEOUT_S:
             print(
-                f"{r.label}: one query took {r.tally.slowest_query_s:.1f} s, more than the "
-                f"default IOC_INFLUX_TIMEOUT of {_DEFAULT_TIMEOUT_S:g} s"
+                f"{r.run} {r.path}: one query took {r.tally.slowest_query_s:.1f} s, more than "
+                f"the default IOC_INFLUX_TIMEOUT of {_DEFAULT_TIMEOUT_S:g} s"
             )
 
 
+def _one_path(
+    path: str,
+    n: int,
+    *,
+    settings: Settings,
+    catalog: Catalog,
+    store: Store,
+    timed: TimedStore,
+    devices: Sequence[_Site],
+    args: argparse.Namespace,
+    hour0: int,
+) -> list[_Result]:
+    """Backfill (unless --no-backfill), first cycle, steady cycle, late cycle of one path."""
+    start = hour0 - args.hours * _HOUR
+    results = []
+    store.command(f'DROP MEASUREMENT "{INDICATOR_MEASUREMENT}"')  # every run writes afresh
+    engine = _engine(path, settings, catalog, timed)
+    keep = args.store_baselines
+    if not args.no_backfill:
+        results.append(
+            _measure("backfill", path, store, timed, engine.backfill(start, hour0), baselines=keep)
+        )
+    for run, minute in (("cycle", 5), ("steady", 6)):
+        report = engine.run_cycle(now_ns=hour0 + minute * _MINUTE)
+        results.append(_measure(run, path, store, timed, report, baselines=keep))
+    store.write(_late(devices, hour0, n))
+    report = engine.run_cycle(now_ns=hour0 + 7 * _MINUTE)
+    results.append(_measure("late", path, store, timed, report, baselines=keep))
+    return results
+
+
 def measure(settings: Settings, args: argparse.Namespace, var: Path) -> None:
-    """Seed, run the engine, replay its work as baselines, print the figures."""
-    devices, feeds = _sites(args.wards, args.traffic)
+    """Seed, run both paths in alternating order, print the figures."""
+    devices, feeds = _sites(args.wards, args.first_wards, args.traffic)
     registry = var / "bench-sources.toml"
     registry.write_text(_registry_toml(devices, feeds, args.minutes_step), encoding="utf-8")
     catalog: Catalog = load_catalog(INDICATORS_FILE, registry)
@@ -346,48 +500,82 @@ def measure(settings: Settings, args: argparse.Namespace, var: Path) -> None:
     wards = len({d.ward for d in devices})
     provinces = len({f.province for f in feeds})
     print(
-        f"{len(devices):,} devices in {wards:,} wards, {len(feeds)} feeds in {provinces} "
-        f"provinces; devices every {args.minutes_step} min, feeds hourly, "
-        f"{args.hours} h measured + {_NOWCAST_HISTORY_H} h NowCast history"
+        f"{len(devices):,} devices in {wards:,} wards ({args.wards}x), {len(feeds)} feeds in "
+        f"{provinces} provinces; devices every {args.minutes_step} min, feeds hourly, "
+        f"{args.hours} h measured + {_NOWCAST_HISTORY_H} h NowCast history, "
+        f"{args.rounds} round(s)"
     )
-    timed = TimedStore(settings)  # bound here: Store.__enter__ is typed to return a Store
+    timed = TimedStore(settings, keep_lines=args.store_baselines)
+    results: list[_Result] = []
     with Store(settings) as store, timed:
         version = store.ping()
         _seed(store, _readings(devices, feeds, first, hour0, args.minutes_step))
-        engine = Engine(settings, catalog, timed)
-        backfill = engine.backfill(start, hour0)
-        results = [_measure(f"backfill {args.hours}h", store, timed, backfill)]
-        cycle = engine.run_cycle(now_ns=hour0 + 5 * _MINUTE)
-        results.append(
-            _measure(f"cycle ({settings.engine_lookback})", store, timed, cycle),
-        )
+        n = 0
+        for round_ in range(args.rounds):
+            paths = (*PATHS, *LEVERS) if args.levers else PATHS
+            order = paths if round_ % 2 == 0 else paths[::-1]
+            for path in order:
+                n += 1
+                results.extend(
+                    _one_path(
+                        path,
+                        n,
+                        settings=settings,
+                        catalog=catalog,
+                        store=store,
+                        timed=timed,
+                        devices=devices,
+                        args=args,
+                        hour0=hour0,
+                    )
+                )
+                print(f"round {round_ + 1}: {path} done", flush=True)
         _check(store, settings, hour0)
     print()
     _print(results)
+    cycles = [r.report.seconds for r in results if r.run == "cycle" and r.path == "default"]
+    sources = len(devices) + len(feeds)
+    per_source = _median(cycles) / sources
     print()
+    print(
+        f"first live cycle, default path: {_median(cycles):.2f} s for {sources:,} sources; "
+        f"at this rate a {settings.engine_interval:g} s interval holds ~"
+        f"{settings.engine_interval / per_source:,.0f} sources (linear estimate)"
+    )
     print(
         f"machine: {os.cpu_count()} CPUs, {platform.system()} {platform.machine()}, "
         f"Python {platform.python_version()}; InfluxDB {version}"
-    )
-    print(
-        "engine / (A + B) is the engine's time over the database's time for the same reads and "
-        "writes; above 1 is the engine's own Python work (computing, encoding, parsing)"
     )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--hours", type=int, default=24, help="hours of periods measured")
+    parser.add_argument("--hours", type=int, default=24, help="hours of periods backfilled")
     parser.add_argument(
         "--minutes-step", type=int, default=10, help="minutes between two device readings"
     )
-    parser.add_argument("--wards", type=int, default=0, help="first N wards only (0: all)")
+    parser.add_argument(
+        "--wards", type=int, default=1, help="sources per ward and feeds per province (1, 2, 4)"
+    )
+    parser.add_argument("--first-wards", type=int, default=0, help="first N wards only (0: all)")
     parser.add_argument("--traffic", action="store_true", help="a traffic counter per ward too")
+    parser.add_argument("--rounds", type=int, default=1, help="rounds of both paths, alternated")
+    parser.add_argument("--no-backfill", action="store_true", help="live cycles only")
+    parser.add_argument(
+        "--levers", action="store_true", help="also the default path less one lever at a time"
+    )
+    parser.add_argument(
+        "--store-baselines",
+        action="store_true",
+        help="also replay each run's queries and writes alone against InfluxDB",
+    )
     args = parser.parse_args()
     if args.hours < 1 or not 1 <= args.minutes_step <= 60 or 60 % args.minutes_step:
         parser.error("--hours must be >= 1 and --minutes-step must divide 60")
+    if args.wards < 1 or args.rounds < 1:
+        parser.error("--wards and --rounds must be >= 1")
     with tempfile.TemporaryDirectory(prefix="ioc-bench-") as var:
-        mqtt, influx, rpc = _free_ports(3)
+        mqtt, influx, rpc = _free_ports(3)  # Mosquitto is not started: its port is only set
         settings = load_settings(
             {
                 "IOC_VAR_DIR": str(Path(var)),
@@ -400,7 +588,7 @@ def main() -> None:
             }
         )
         settings = replace(settings, engine_lookback="3h")
-        with LocalStack(settings).running():
+        with LocalStack(settings).running(services=("influxdb",)):  # the engine needs no more
             measure(settings, args, Path(var))
 
 

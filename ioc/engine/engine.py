@@ -6,6 +6,25 @@ Values are stamped with their period's end and written to the ``derived`` policy
 window rewrites the same points (idempotent). A backfill is the same computation over an older
 range, in day-sized chunks. Each cycle writes its own figures (measurement ``engine``, policy
 ``ops``): seconds per cycle, points written, periods computed, lag behind the clock.
+
+Two paths compute the same points (issue 16, docs/decisions.md):
+
+* the **reference** path (``Engine(..., reference=True)``) is the straightforward computation
+  kept as the specification: every period of the window, every source judged through
+  :func:`ioc.formulas.liveness.feed_status`, every point written every cycle. The equivalence
+  test (tests/engine/test_equivalence.py) and ``bench.engine`` run it beside the default path;
+* the **default** path reads the same aggregates with the same queries and writes the same
+  points, with less work: live-ness reads every record time of the window once per measurement
+  (:func:`ioc.store.influxql.received_times`) instead of one ``last()`` query per period end and
+  kind, and judges them with one limit per interval
+  (:func:`ioc.engine.formulas.liveness_values`); registered members are worked out once per
+  day, counts' ratios in integers, writes go in larger batches sent on a background thread
+  while the next ones are computed (``_Writer``); and, in live cycles, a period
+  whose inputs (every aggregate row it reads, or every last-record time for live-ness) equal
+  those of the last successful write of that period is not computed or written again: its
+  points in the store are already the ones it would write. Late readings change the inputs, so
+  their periods are recomputed; a restarted engine remembers nothing and recomputes its whole
+  window. Backfills never skip.
 """
 
 from __future__ import annotations
@@ -13,14 +32,22 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from bisect import bisect_right
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import TypeVar
 
 from ioc.catalog import Catalog, Indicator, Method, Source, parse_period
-from ioc.engine.formulas import FORMULAS, LIVENESS, PeriodTable, liveness_value
+from ioc.engine.formulas import (
+    FORMULAS,
+    LIVENESS,
+    PeriodTable,
+    liveness_value,
+    liveness_values,
+)
 from ioc.engine.rollup import Combine, ratio_pct, roll_up
 from ioc.engine.values import IndicatorValue, SourceValue
 from ioc.errors import FormulaInputError
@@ -32,6 +59,7 @@ from ioc.store.influxql import (
     last_received,
     period_aggregates,
     period_true_counts,
+    received_times,
 )
 
 __all__ = ["CycleReport", "Engine", "period_ends"]
@@ -42,8 +70,10 @@ T = TypeVar("T")
 _NS = 1_000_000_000
 _DAY_S = 86_400
 _VIETNAM_MIDNIGHT_UTC_S = 17 * 3600  # 00:00 ICT (UTC+7) is 17:00 UTC
-_WRITE_BATCH = 5000
+_WRITE_BATCH = 5000  # the reference path's batch size
+_FAST_WRITE_BATCH = 20_000
 _CHUNK_NS = _DAY_S * _NS
+_TIMES_WINDOW_NS = 6 * 3600 * _NS  # one received_times query covers at most this much time
 
 
 def period_offset_s(period_s: int) -> int:
@@ -79,11 +109,67 @@ def _need(value: T | None, indicator: Indicator, name: str) -> T:
     return value
 
 
+def _rows_by_start(
+    table: PeriodTable,
+) -> dict[int, tuple[tuple[str, tuple[tuple[str, float], ...]], ...]]:
+    """Every aggregate row of the table by period start, in a comparable form (the inputs)."""
+    by_start: dict[int, list[tuple[str, tuple[tuple[str, float], ...]]]] = defaultdict(list)
+    for source_id, rows in table.rows.items():
+        for start, row in rows.items():
+            by_start[start].append((source_id, tuple(sorted(row.items()))))
+    return {start: tuple(sorted(rows)) for start, rows in by_start.items()}
+
+
 def _iso(ns: int) -> str:
     """RFC 3339 with nanoseconds, for bound time parameters."""
     seconds, rest = divmod(ns, _NS)
     moment = datetime.fromtimestamp(seconds, tz=UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S") + f".{rest:09d}Z"
+
+
+class _Writer:
+    """Sends full batches of derived points on one background thread while the engine computes
+    the next ones (the send mostly waits on InfluxDB); :meth:`finish` waits for every batch and
+    raises the first failure. Points are the same, only sent earlier."""
+
+    def __init__(self, store: Store, batch: int, *, background: bool = True) -> None:
+        self.store = store
+        self.batch = batch
+        self.background = background
+        self.pending: list[Point] = []
+        self.sent: list[Future[int]] = []
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engine-write")
+
+    def _send(self, batch: list[Point]) -> None:
+        if self.background:
+            self.sent.append(self.pool.submit(self.store.write, batch, rp="derived"))
+            return
+        done: Future[int] = Future()
+        done.set_result(self.store.write(batch, rp="derived"))
+        self.sent.append(done)
+
+    def add(self, values: Iterable[IndicatorValue]) -> None:
+        self.pending.extend(value.to_point() for value in values)
+        while len(self.pending) >= self.batch:
+            batch, self.pending = self.pending[: self.batch], self.pending[self.batch :]
+            self._send(batch)
+
+    def finish(self) -> int:
+        """Send the rest, wait for every batch; the points written."""
+        if self.pending:
+            self._send(self.pending)
+            self.pending = []
+        try:
+            return sum(future.result() for future in self.sent)
+        finally:
+            self.pool.shutdown(wait=True)
+
+    def abandon(self) -> None:
+        """Drop what is not sent yet and wait for the batches already sending."""
+        self.pending = []
+        for future in self.sent:
+            future.cancel()
+        self.pool.shutdown(wait=True)
 
 
 class Engine:
@@ -97,7 +183,13 @@ class Engine:
         *,
         liveness_grace: float = 2.0,
         clock: Callable[[], int] = time.time_ns,
+        reference: bool = False,
     ) -> None:
+        self.reference = reference
+        self.write_batch = _WRITE_BATCH if reference else _FAST_WRITE_BATCH
+        self.background_writes = not reference  # the default path sends while it computes
+        self._written: dict[tuple[str, int], object] = {}  # (group, period end) -> inputs
+        self._members_cache: dict[tuple[str, str, date], tuple[Source, ...]] = {}
         self.settings = settings
         self.catalog = catalog
         self.store = store
@@ -113,7 +205,7 @@ class Engine:
     def run_cycle(self, now_ns: int | None = None) -> CycleReport:
         """Recompute every period that ended in the lookback window before now."""
         now = self.clock() if now_ns is None else now_ns
-        report = self.compute(now - self.lookback_ns, now)
+        report = self.compute(now - self.lookback_ns, now, live=True)
         self._write_self_metrics(report, now)
         return report
 
@@ -157,8 +249,17 @@ class Engine:
 
     # --- the computation ----------------------------------------------------------------------
 
-    def compute(self, start_ns: int, end_ns: int) -> CycleReport:
-        """Compute and write every indicator for the periods ending in (start_ns, end_ns]."""
+    def compute(self, start_ns: int, end_ns: int, *, live: bool = False) -> CycleReport:
+        """Compute and write every indicator for the periods ending in (start_ns, end_ns].
+
+        ``live`` (run_cycle): on the default path, periods whose inputs are those of their last
+        successful write are left as they are in the store (see the module's docstring)."""
+        if self.reference:
+            return self._compute_reference(start_ns, end_ns)
+        return self._compute(start_ns, end_ns, live=live)
+
+    def _compute_reference(self, start_ns: int, end_ns: int) -> CycleReport:
+        """The specification: every period computed and written, one source at a time."""
         started = time.perf_counter()
         skipped: Counter[str] = Counter()
         values: list[IndicatorValue] = []
@@ -194,6 +295,141 @@ class Engine:
             lag,
             dict(skipped),
         )
+
+    def _compute(self, start_ns: int, end_ns: int, *, live: bool) -> CycleReport:
+        """The default path: the reference's points, computed with less work."""
+        started = time.perf_counter()
+        skipped: Counter[str] = Counter()
+        inputs: dict[tuple[str, int], object] = {}
+        writer = _Writer(self.store, self.write_batch, background=self.background_writes)
+        try:
+            periods, newest = self._compute_into(writer, inputs, skipped, start_ns, end_ns, live)
+            points = writer.finish()
+        except Exception:  # what the store now holds for these periods is not known
+            writer.abandon()
+            for key in inputs:
+                self._written.pop(key, None)
+            raise
+        if live:  # only what was written is remembered; older periods are forgotten
+            self._written = {k: v for k, v in self._written.items() if k[1] > start_ns}
+            self._written.update(inputs)
+        lag = None if newest is None else (end_ns - newest) / _NS
+        return CycleReport(
+            start_ns, end_ns, periods, points, time.perf_counter() - started, lag, dict(skipped)
+        )
+
+    def _compute_into(  # noqa: PLR0917 - the parts of one _compute
+        self,
+        writer: _Writer,
+        inputs: dict[tuple[str, int], object],
+        skipped: Counter[str],
+        start_ns: int,
+        end_ns: int,
+        live: bool,
+    ) -> tuple[int, int | None]:
+        """Compute the window's values into ``writer``; (periods, newest period end)."""
+        periods = 0
+        newest: int | None = None
+        groups: dict[tuple[str, int], list[Indicator]] = defaultdict(list)
+        for indicator in self.catalog.indicators.values():
+            if indicator.formula == LIVENESS:
+                ends = period_ends(start_ns, end_ns, parse_period(indicator.period))
+                writer.add(self._liveness_changed(indicator, ends, inputs, live=live))
+                periods += len(ends)
+                newest = max([newest or 0, *ends]) if ends else newest
+            else:
+                groups[(indicator.kind, parse_period(indicator.period))].append(indicator)
+        for (kind, period_s), indicators in groups.items():
+            ends = period_ends(start_ns, end_ns, period_s)
+            if not ends:
+                continue
+            table = self._read(kind, period_s, indicators, ends, skipped)
+            history = max(
+                (FORMULAS[i.formula].history for i in indicators if i.formula is not None),
+                default=0,
+            )
+            rows_at = _rows_by_start(table)
+            for end in ends:
+                key = (f"{kind}/{period_s}", end)
+                read = tuple(
+                    rows_at.get(end - k * table.period_ns, ()) for k in range(1, history + 2)
+                )
+                periods += len(indicators)
+                if live and self._written.get(key) == read:
+                    continue
+                inputs[key] = read
+                for indicator in indicators:
+                    writer.add(self._indicator_at(indicator, table, end, skipped))
+            newest = max(newest or 0, ends[-1])
+        return periods, newest
+
+    def _liveness_changed(
+        self,
+        indicator: Indicator,
+        ends: Sequence[int],
+        inputs: dict[tuple[str, int], object],
+        *,
+        live: bool,
+    ) -> Iterator[IndicatorValue]:
+        """Live-ness at each end whose last-record times differ from its last write (all if
+        not ``live``); the times of the computed ends go into ``inputs``."""
+        for end, seen in self._last_seen(indicator, ends):
+            key = (indicator.key, end)
+            if live and self._written.get(key) == seen:
+                continue
+            inputs[key] = seen
+            members = self._members(indicator, end)
+            sources = liveness_values(members, seen, end, grace=self.liveness_grace)
+            yield from roll_up(indicator, end, sources, members)
+
+    def _last_seen(
+        self, indicator: Indicator, ends: Sequence[int]
+    ) -> Iterator[tuple[int, dict[str, int]]]:
+        """Per period end, each registered source's last record time in the reference's
+        look-back (twice the limit of the slowest source of its kind), from the record times
+        of the whole window read once per measurement rather than one query per end and kind.
+        Kinds are applied in the reference's order, so a source found in two measurements
+        keeps the same time."""
+        plans: list[tuple[int, list[tuple[str, int]]]] = []
+        windows: dict[str, tuple[int, int]] = {}  # measurement -> (after, up to)
+        for end in ends:
+            intervals: dict[str, int] = {}
+            for source in self._members(indicator, end):
+                intervals[source.kind] = max(
+                    intervals.get(source.kind, 0), source.expected_interval_s
+                )
+            kinds = []
+            for kind, interval_s in intervals.items():
+                horizon_ns = int(interval_s * self.liveness_grace * 2 * _NS)
+                measurement = self.catalog.kind(kind).measurement
+                after, up_to = windows.get(measurement, (end - horizon_ns, end))
+                windows[measurement] = (min(after, end - horizon_ns), max(up_to, end))
+                kinds.append((measurement, horizon_ns))
+            plans.append((end, kinds))
+        times = {m: self._record_times(m, after, up_to) for m, (after, up_to) in windows.items()}
+        for end, kinds in plans:
+            last_seen: dict[str, int] = {}
+            for measurement, horizon_ns in kinds:
+                for source_id, stamps in times[measurement].items():
+                    at = bisect_right(stamps, end)
+                    if at and stamps[at - 1] > end - horizon_ns:
+                        last_seen[source_id] = stamps[at - 1]
+            yield end, last_seen
+
+    def _record_times(self, measurement: str, after: int, up_to: int) -> dict[str, list[int]]:
+        """Registered source -> sorted times of its records in (after, up_to]."""
+        registry = self.catalog.registry
+        text = received_times(self.settings.influx_db, measurement)
+        found: dict[str, list[int]] = defaultdict(list)
+        for first in range(after, up_to, _TIMES_WINDOW_NS):
+            params = {"start": _iso(first), "end": _iso(min(first + _TIMES_WINDOW_NS, up_to))}
+            for series in self.store.query(text, params):
+                source_id = series.tags.get("source", "")
+                if registry.get(source_id) is not None:
+                    found[source_id].extend(int(row[0]) for row in series.values)
+        for stamps in found.values():
+            stamps.sort()
+        return found
 
     def _read(
         self,
@@ -252,6 +488,19 @@ class Engine:
 
     def _members(self, indicator: Indicator, end_ns: int) -> tuple[Source, ...]:
         """Registered sources this indicator reads, registered by the end of the period."""
+        if self.reference:
+            return self._members_of(indicator, end_ns)
+        day = datetime.fromtimestamp(end_ns / _NS, tz=UTC).date()
+        key = (indicator.key, indicator.kind or "", day)
+        members = self._members_cache.get(key)
+        if members is None:
+            if len(self._members_cache) > 1024:  # a long backfill: days are not revisited
+                self._members_cache.clear()
+            members = self._members_of(indicator, end_ns)
+            self._members_cache[key] = members
+        return members
+
+    def _members_of(self, indicator: Indicator, end_ns: int) -> tuple[Source, ...]:
         registry = self.catalog.registry
         sources = registry.of_kind(indicator.kind) if indicator.kind else registry.sources
         day = datetime.fromtimestamp(end_ns / _NS, tz=UTC).date()
@@ -313,6 +562,19 @@ class Engine:
 
     def _liveness(self, indicator: Indicator, ends: Sequence[int]) -> Iterator[IndicatorValue]:
         """Per period end: each registered source live or not, rolled up as live / registered."""
+        for end, last_seen in self._last_seen_per_end(indicator, ends):
+            members = self._members(indicator, end)
+            values = [
+                liveness_value(source, last_seen.get(source.id), end, grace=self.liveness_grace)
+                for source in members
+            ]
+            yield from roll_up(indicator, end, values, members)
+
+    def _last_seen_per_end(
+        self, indicator: Indicator, ends: Sequence[int]
+    ) -> Iterator[tuple[int, dict[str, int]]]:
+        """Per period end, one ``last()`` query per kind: each registered source's last record
+        within twice the limit of the slowest source of its kind (the reference's reads)."""
         registry = self.catalog.registry
         for end in ends:
             members = self._members(indicator, end)
@@ -329,18 +591,15 @@ class Engine:
                     source_id = series.tags.get("source", "")
                     if registry.get(source_id) is not None and series.values:
                         last_seen[source_id] = int(series.values[0][0])
-            values = [
-                liveness_value(source, last_seen.get(source.id), end, grace=self.liveness_grace)
-                for source in members
-            ]
-            yield from roll_up(indicator, end, values, members)
+            yield end, last_seen
 
     # --- writing ------------------------------------------------------------------------------
 
     def _write(self, points: Sequence[Point]) -> int:
         written = 0
-        for first in range(0, len(points), _WRITE_BATCH):
-            written += self.store.write(points[first : first + _WRITE_BATCH], rp="derived")
+        size = self.write_batch
+        for first in range(0, len(points), size):
+            written += self.store.write(points[first : first + size], rp="derived")
         return written
 
     def _write_self_metrics(self, report: CycleReport, now_ns: int) -> None:

@@ -9,7 +9,7 @@ period aggregates, so the engine handles its input and this module only judges i
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
@@ -27,9 +27,11 @@ __all__ = [
     "PeriodFormula",
     "PeriodTable",
     "liveness_value",
+    "liveness_values",
 ]
 
 _NS = 1_000_000_000
+_MICROSECOND = timedelta(microseconds=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,3 +273,53 @@ def liveness_value(
         details=MappingProxyType(details),
         reported=live,
     )
+
+
+_NEVER_REPORTED = MappingProxyType({"state": liveness.FeedState.NEVER_REPORTED.value})
+
+
+def liveness_values(
+    sources: Sequence[Source], last_seen: Mapping[str, int], end_ns: int, *, grace: float
+) -> list[SourceValue]:
+    """:func:`liveness_value` of every source at one period end, with the same results.
+
+    The per-feed path builds a ``Feed``, checks it and compares Fractions for every source and
+    period; here the period end is converted once and the live limit (floor of interval × grace,
+    whole microseconds: :func:`liveness.limit_microseconds`) once per expected interval. Times
+    are converted exactly as :func:`liveness_value` converts them (``ns / 1e9`` to a datetime),
+    so ages and states are equal value for value (tests/engine/test_equivalence.py)."""
+    end = datetime.fromtimestamp(end_ns / _NS, tz=UTC)
+    limits: dict[int, int] = {}
+    values = []
+    for source in sources:
+        last_ns = last_seen.get(source.id)
+        if last_ns is None:
+            values.append(
+                SourceValue(source.id, 0.0, 0.0, 1.0, details=_NEVER_REPORTED, reported=False)
+            )
+            continue
+        interval_s = source.expected_interval_s
+        limit = limits.get(interval_s)
+        if limit is None:
+            limit = liveness.limit_microseconds(timedelta(seconds=interval_s), grace=grace)
+            limits[interval_s] = limit
+        age = end - datetime.fromtimestamp(last_ns / _NS, tz=UTC)
+        if age < timedelta(0):
+            state = liveness.FeedState.FUTURE_TIMESTAMP
+        elif age // _MICROSECOND <= limit:
+            state = liveness.FeedState.LIVE
+        else:
+            state = liveness.FeedState.STALE
+        live = state is liveness.FeedState.LIVE
+        details = {"state": state.value, "age_s": age.total_seconds()}
+        values.append(
+            SourceValue(
+                source.id,
+                100.0 if live else 0.0,
+                numerator=1.0 if live else 0.0,
+                denominator=1.0,
+                details=MappingProxyType(details),
+                reported=live,
+            )
+        )
+    return values

@@ -29,7 +29,7 @@ from fractions import Fraction
 from ioc.catalog import Indicator, Rollup, Source
 from ioc.engine.values import NATION, IndicatorValue, Level, SourceValue
 
-__all__ = ["Combine", "ratio_pct", "roll_up"]
+__all__ = ["Combine", "ratio_pct", "ratio_pct_exact", "roll_up"]
 
 Combine = Callable[[float, float, int], float | None]
 """A formula roll-up: (summed numerator, summed denominator, period end ns) -> value or None."""
@@ -38,7 +38,27 @@ _CENT = Decimal("0.01")
 
 
 def ratio_pct(numerator: float, denominator: float) -> float | None:
-    """100 × numerator / denominator rounded half-up to 2 decimals; None if the denominator is 0."""
+    """100 × numerator / denominator rounded half-up to 2 decimals; None if the denominator is 0.
+
+    Counts (whole, non-negative numbers: live feeds, dossiers) take an integer path: the cents
+    are floor(10,000 n / d + 1/2) exactly, and ``cents / 100`` is the double nearest to them,
+    as is ``float`` of the quantized Decimal (:func:`ratio_pct_exact`, proven equal in
+    tests/engine/test_equivalence.py). Anything else goes through the Fraction path."""
+    if denominator == 0:
+        return None
+    if (
+        0 <= numerator < 1e20  # far inside Decimal's 28 digits
+        and denominator > 0
+        and float(numerator).is_integer()
+        and float(denominator).is_integer()
+    ):
+        n, d = int(numerator), int(denominator)
+        return ((20_000 * n + d) // (2 * d)) / 100
+    return ratio_pct_exact(numerator, denominator)
+
+
+def ratio_pct_exact(numerator: float, denominator: float) -> float | None:
+    """:func:`ratio_pct` through Fraction and Decimal for any input (the specification)."""
     if denominator == 0:
         return None
     exact = Fraction(numerator) / Fraction(denominator) * 100

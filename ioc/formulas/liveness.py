@@ -42,6 +42,7 @@ __all__ = [
     "LivenessShare",
     "assess_feeds",
     "feed_status",
+    "limit_microseconds",
     "share_by_province",
     "share_by_unit",
     "share_of",
@@ -146,6 +147,17 @@ def _grace(grace: Decimal | int | float) -> Fraction:
     if value < 1:
         raise FormulaInputError(f"grace must be at least 1, got {grace}")
     return value
+
+
+def limit_microseconds(expected_interval: timedelta, *, grace: Decimal | int | float) -> int:
+    """The largest age in whole microseconds that is still live: floor(interval × grace).
+
+    Ages are compared in whole microseconds, so ``age_us <= limit_us`` (a Fraction) and
+    ``age_us <= floor(limit_us)`` agree; the engine computes this once per interval rather than
+    once per feed and period (issue 16)."""
+    if expected_interval <= timedelta(0):
+        raise FormulaInputError(f"expected_interval must be positive, got {expected_interval}")
+    return math.floor(Fraction(expected_interval // _MICROSECOND) * _grace(grace))
 
 
 def feed_status(feed: Feed, now: datetime, *, grace: Decimal | int | float) -> FeedStatus:

@@ -108,6 +108,17 @@ def last_received(db: str, measurement: str, *, rp: str = "raw") -> str:
     )
 
 
+def received_times(db: str, measurement: str, *, rp: str = "raw") -> str:
+    """Per source, the time of every record in ($start, $end] that has a receive time.
+
+    The engine's live-ness reads these once per window and finds each period end's last record
+    itself: the same times :func:`last_received` returns per end, in one query (issue 16)."""
+    return (
+        f"SELECT {quote_ident(RECEIVED_FIELD)} FROM {qualified(db, rp, measurement)} "
+        f'WHERE time > $start AND time <= $end GROUP BY "source"'
+    )
+
+
 # --- derived indicator values, read by the API (and later dashboards and alerts) --------------
 
 INDICATOR_MEASUREMENT = "indicator"
@@ -185,6 +196,19 @@ def value_series(
         f'SELECT {function}("value") AS "value" FROM {qualified(db, rp, INDICATOR_MEASUREMENT)} '
         f"WHERE {where + ' AND ' if where else ''}time >= $start AND time < $end "
         f"GROUP BY time({interval_s}s) fill(none)"
+    )
+
+
+def last_received_in(db: str, measurements: Sequence[str], *, rp: str = "raw") -> str:
+    """:func:`last_received` of several measurements in one statement: per measurement and
+    source, the time of the last record in ($start, $end] and its receive time (one series
+    each, named after its measurement). The API's feed listing reads every kind at once."""
+    if not measurements:
+        raise ValueError("last_received_in needs at least one measurement")
+    sources = ", ".join(qualified(db, rp, m) for m in dict.fromkeys(measurements))
+    return (
+        f"SELECT last({quote_ident(RECEIVED_FIELD)}) FROM {sources} "
+        f'WHERE time > $start AND time <= $end GROUP BY "source"'
     )
 
 

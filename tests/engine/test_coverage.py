@@ -1,11 +1,11 @@
 """Coverage counts real places and says what they are (issue 17, item 6), on the demo registry.
 
 The demo registry (``ioc/catalog/sources.toml``) gives Nghệ An (40) a data feed in each of its
-130 communes and wards plus three province-level feeds of two departments (the People's
-Committee office: public services; Science and Technology: tasks and the data-sharing platform),
-and a station in two of the communes, and four shared-system probes of the same two departments:
-139 sources. Hà Nội (01) has 17: six stations in four wards, seven province-level feeds and four
-probes of six departments, of which the Health, Industry & Trade
+130 communes and wards plus four province-level feeds of two departments (the People's
+Committee office: public services; Science and Technology: tasks, plan 02's task groups and the
+data-sharing platform), and a station in two of the communes, and four shared-system probes of
+the same two departments: 140 sources. Hà Nội (01) has 17: six stations in four wards, seven
+province-level feeds and four probes of six departments, of which the Health, Industry & Trade
 and Justice departments' feeds are registered and never report (INDICATORS.md §7).
 
 Every source except those three reports once, 30 seconds before the hour, and one engine cycle
@@ -41,6 +41,7 @@ FIELDS: dict[str, dict[str, float]] = {
     "traffic": {"vehicles": 100.0},
     "service": {"dossiers_received": 10.0, "dossiers_on_time": 9.0, "dossiers_online": 5.0},
     "tasks": {"tasks_total": 100.0, "tasks_completed": 51.0, "tasks_overdue": 0.0},
+    "task_groups": {"task_groups_total": 16.0, "task_groups_completed": 16.0},
     "data": {"data_transactions": 5.0},
     "probe": {"probe_up": True},
 }
@@ -83,7 +84,7 @@ def run_demo_cycle(settings: Settings) -> int:
     catalog = get_catalog()
     hour0 = time.time_ns() // HOUR * HOUR
     with Store(settings) as store:
-        assert seed_demo_readings(store, catalog, hour0) == 130 + 5 + 10 + 8
+        assert seed_demo_readings(store, catalog, hour0) == 130 + 6 + 10 + 8
         report = Engine(settings, catalog, store).run_cycle(now_ns=hour0 + 60 * SECOND)
         assert report.points > 0
     return hour0
@@ -120,9 +121,9 @@ def test_nghe_an_counts_its_130_communes_and_its_departments_apart(
 
     live = province_point(demo_settings, "feed_live_share", "province", "40", end)
     assert (live["wards_reporting"], live["wards_expected"]) == (130, 130)
-    # 3 province-level feeds of 2 departments: People's Committee office, Science and Technology
+    # 4 province-level feeds of 2 departments: People's Committee office, Science and Technology
     assert (live["departments_reporting"], live["departments_expected"]) == (2, 2)
-    assert (live["sources"], live["sources_expected"]) == (139, 139)
+    assert (live["sources"], live["sources_expected"]) == (140, 140)
     assert (live["coverage"], live["expected"]) == (132, 132)  # wards + departments
 
     data = province_point(demo_settings, "data_transactions", "province", "40", end)
@@ -158,5 +159,5 @@ def test_ha_noi_counts_the_departments_that_never_reported_as_not_reporting(
     assert (nation["coverage"], nation["expected"]) == (2, 5)
     assert nation["wards_reporting"] == 130 + 4
     assert nation["departments_reporting"] == 2 + 3
-    assert nation["sources"] == 153
+    assert nation["sources"] == 154
     assert nation["sources_expected"] == len(get_catalog().registry.sources)

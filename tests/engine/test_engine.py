@@ -312,9 +312,14 @@ def test_a_rerun_rewrites_the_same_points(
         first = engine.run_cycle(now_ns=hour0 + 5 * MINUTE)
         count_query = 'SELECT count("value") FROM "derived"."indicator"'
         before = store.query(count_query)[0].values[0][1]
-        second = engine.run_cycle(now_ns=hour0 + 5 * MINUTE)
+        # a restarted engine (nothing remembered) rewrites every point, onto the same ones
+        second = Engine(engine_settings, catalog, store).run_cycle(now_ns=hour0 + 5 * MINUTE)
         after = store.query(count_query)[0].values[0][1]
         assert before == after == first.points == second.points
+        # the same engine finds every period's inputs unchanged: nothing to rewrite
+        third = engine.run_cycle(now_ns=hour0 + 5 * MINUTE)
+        assert third.points == 0 and third.periods == first.periods
+        assert store.query(count_query)[0].values[0][1] == before
 
 
 def test_late_readings_are_counted_by_the_next_cycle(

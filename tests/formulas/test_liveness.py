@@ -14,6 +14,7 @@ from ioc.formulas.liveness import (
     FeedState,
     assess_feeds,
     feed_status,
+    limit_microseconds,
     share_by_province,
     share_by_unit,
 )
@@ -170,3 +171,29 @@ def test_bad_interval_and_duplicates_rejected() -> None:
         _feed("f", NOW, interval=timedelta(0))
     with pytest.raises(FormulaInputError, match="'f' is registered twice"):
         assess_feeds([_feed("f", NOW), _feed("f", NOW)], NOW, grace=1)
+
+
+@pytest.mark.parametrize(
+    ("interval", "grace", "limit_us"),
+    [
+        (HOUR, 2, 7_200_000_000),
+        (timedelta(minutes=5), 1.5, 450_000_000),
+        (timedelta(microseconds=3), Decimal("1.5"), 4),  # 4.5 µs: the last live whole µs is 4
+        (timedelta(seconds=1), 1.1, 1_100_000),  # 1.1 as written, not the binary float above it
+    ],
+)
+def test_limit_is_the_largest_live_age(
+    interval: timedelta, grace: Decimal | int | float, limit_us: int
+) -> None:
+    assert limit_microseconds(interval, grace=grace) == limit_us
+    at_limit = _feed("f", NOW - timedelta(microseconds=limit_us), interval=interval)
+    beyond = _feed("f", NOW - timedelta(microseconds=limit_us + 1), interval=interval)
+    assert feed_status(at_limit, NOW, grace=grace).state is FeedState.LIVE
+    assert feed_status(beyond, NOW, grace=grace).state is FeedState.STALE
+
+
+def test_limit_refuses_what_feed_status_refuses() -> None:
+    with pytest.raises(FormulaInputError, match="positive"):
+        limit_microseconds(timedelta(0), grace=2)
+    with pytest.raises(FormulaInputError, match="at least 1"):
+        limit_microseconds(HOUR, grace=0.5)
