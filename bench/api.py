@@ -1,34 +1,54 @@
 """The indicator API under gunicorn, as ratios to the same InfluxQL sent straight to InfluxDB.
 
-Run: ``.venv/bin/python -m bench.api [--seconds 10] [--connections 8] [--days 30] [--wards 0]``
+Run: ``.venv/bin/python -m bench.api [--seconds 5] [--rounds 3] [--connections 8] [--days 30]``
+(``--gunicorn '--worker-class gthread --threads 4'`` runs this tree's API under other gunicorn
+options, through deploy/gunicorn.conf.py)
 
-Quick run: ``.venv/bin/python -m bench.api --quick`` (2 s per query, 3 days, 300 wards)
+Quick run: ``.venv/bin/python -m bench.api --quick`` (2 s per phase, 2 rounds, 3 days, 300 wards)
 
-It starts its own Mosquitto and InfluxDB (the local stack code) in a temporary folder on free
-loopback ports and seeds what the engine would have written: hourly ``vn_aqi`` for the 34
-provinces, every ward (3,321, or the first ``--wards``) and the nation over ``--days`` days
-ending at the current hour (about 2.4 million points for 30 days), and daily
-``task_completion_rate`` for the 34 provinces. Seeding is setup and is reported, not compared.
+Before/after in one run: ``--compare-tree /tmp/api-before`` (a checkout of another commit, e.g.
+``git worktree add /tmp/api-before HEAD``) starts a second API from that tree beside this one;
+every round measures both APIs and InfluxDB, and the ratios of both are printed.
+
+It starts its own Mosquitto, InfluxDB and Alertmanager (the local stack code) in a temporary
+folder on free loopback ports and seeds what the engine and the collectors would have written:
+hourly ``vn_aqi`` for the 34 provinces, every ward (3,321, or the first ``--wards``) and the
+nation over ``--days`` days ending at the current hour (about 2.4 million points for 30 days),
+daily ``task_completion_rate`` for the 34 provinces, and an hourly record of every registered
+source in its kind's measurement (what ``GET /feeds`` reads). Seeding is setup and is reported,
+not compared.
 
 It then starts ``ioc api`` (gunicorn, ``IOC_API_WORKERS`` sync workers, response cache off, a
-rate limit nobody reaches) with a read key, and measures three representative requests:
+rate limit nobody reaches) with a read key, and measures every data resource a wall or a
+dashboard polls, each with the answer a wall asks for:
 
 * latest: ``GET /api/v1/indicators/vn_aqi/values?level=province`` (34 values);
 * series: ``GET /api/v1/indicators/vn_aqi/series?place=01&start=<now-30d>&end=<now>&interval=1h``;
-* ranking: ``GET /api/v1/indicators/vn_aqi/ranking?level=province``.
+* ranking: ``GET /api/v1/indicators/vn_aqi/ranking?level=province``;
+* scorecard: ``GET /api/v1/provinces/01/scorecard`` (every indicator, with national ranks);
+* feeds: ``GET /api/v1/feeds`` (last record of every registered source: one query per kind).
 
-Baseline, in the same run: the InfluxQL each request makes the API send (text and bound
-parameters captured by running the API's own ``IndicatorData`` once with a recording store),
-sent straight to InfluxDB's ``/query`` as ``Store.query`` sends it, by the same load generator.
+Baseline, in the same run: the InfluxQL each request makes the API send (text, bound parameters
+and epoch captured by running the API's own ``IndicatorData`` once with a recording store), sent
+straight to InfluxDB's ``/query`` as ``Store.query`` sends it (a POSTed form), by the same load
+generator; a request that makes several queries (feeds: one per kind of source) is those
+queries in turn on the same connection.
 
 The load generator runs in separate processes (``--processes``, spawned once): ``--connections``
 threads in all, each with its own ``http.client`` connection, each sending the request again as
 soon as the answer is read, for ``--seconds``. gunicorn's sync workers close the connection after
 every answer, so API requests include a loopback TCP connect; InfluxDB keeps its connections.
-Every phase is preceded by an unrecorded warm-up of a second. It prints requests per second,
-p50/p99 latency and errors of each, the ratios API / InfluxDB, and the CPU seconds per request of
-the API processes (gunicorn master and workers, from ``/proc``) and of InfluxDB. A second API run
-with ``IOC_API_CACHE_SECONDS=5`` shows the per-worker cache (``--no-cache-run`` skips it).
+Every phase is preceded by an unrecorded warm-up of a second. The machine is shared and noisy,
+so phases are interleaved: ``--rounds`` rounds, each measuring every resource through each API
+and straight from InfluxDB, alternating which goes first; the ratio API / InfluxDB of each round
+is taken between phases of the same round and the median and range over the rounds printed.
+The last round's table shows requests per second, p50/p99 latency, errors, answer size and the
+CPU seconds per request of the API processes (gunicorn master and workers, from ``/proc``) and
+of InfluxDB. Because other work on a shared machine moves requests per second by a factor of
+two between phases, the server CPU per request is compared too: InfluxDB's own CPU per direct
+query over the CPU of the API processes and InfluxDB per API request (what the API costs on
+top of the query, whatever else runs). A last API run with ``IOC_API_CACHE_SECONDS=5`` shows
+the per-worker cache (``--no-cache-run`` skips it).
 """
 
 from __future__ import annotations
@@ -39,12 +59,14 @@ import math
 import os
 import platform
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 import urllib.request
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from contextlib import ExitStack, contextmanager
@@ -66,12 +88,13 @@ from ioc.settings import PROJECT_ROOT, Settings, load_settings
 from ioc.stack import LocalStack
 from ioc.store import Point, Store
 from ioc.store.client import Epoch, ParamValue, Series
+from ioc.store.influxql import RECEIVED_FIELD
 
 _NS = 1_000_000_000
 _HOUR_NS = 3600 * _NS
 _BATCH = 5_000
 _WARMUP_S = 1.0
-_PROVINCE = "01"  # the series is Hà Nội's
+_PROVINCE = "01"  # the series and the scorecard are Hà Nội's
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -185,11 +208,33 @@ def _seed(env: dict[str, str], pool: Executor, processes: int, days: int, wards:
     ]
     with Store(settings) as store:
         count += store.write(tasks, rp="derived")
+        records = seed_records(store, settings, hours)
     seconds = time.perf_counter() - began
     print(
-        f"seeded {count:,} derived points ({days} days) in {seconds:.1f} s "
-        f"({count / seconds:,.0f} points/s, {processes} processes)"
+        f"seeded {count:,} derived points ({days} days) and {records:,} source records in "
+        f"{seconds:.1f} s ({(count + records) / seconds:,.0f} points/s, {processes} processes)"
     )
+
+
+def seed_records(store: Store, settings: Settings, hours: Sequence[int]) -> int:
+    """An hourly record of every registered source (what ``GET /feeds`` looks for), a few
+    sources silent for the last day (stale) and one never heard from."""
+    catalog = get_catalog(settings.registry_file)
+    sources = catalog.registry.sources
+    batch: list[Point] = []
+    written = 0
+    for n, source in enumerate(sources[1:], start=1):
+        tags = {"province": source.province, "source": source.id}
+        if source.ward is not None:
+            tags["ward"] = source.ward
+        measurement = catalog.kind(source.kind).measurement
+        for hour_ns in hours[24 if n % 10 == 0 else 0 :]:
+            at = hour_ns - (n * 7919 % 3600) * _NS  # sources do not all report on the hour
+            batch.append(Point(measurement, {RECEIVED_FIELD: at // 1_000_000 + 850}, at, tags))
+        if len(batch) >= _BATCH:
+            written += store.write(batch)
+            batch = []
+    return written + store.write(batch)
 
 
 # --- the queries ----------------------------------------------------------------------------------
@@ -212,83 +257,126 @@ class RecordingStore(Store):
         self.queries.append((text, dict(params or {}), epoch))
         return super().query(text, params, epoch=epoch)
 
+    def taken(self) -> list[tuple[str, dict[str, ParamValue], Epoch | None]]:
+        """The queries recorded since the last call."""
+        out, self.queries = self.queries, []
+        return out
+
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """One request to load: a path on a host, with headers."""
+    """One request to load: HTTP requests (method, path, body) to a host, sent in turn on one
+    connection, with headers."""
 
     host: str
     port: int
-    path: str
+    requests: tuple[tuple[str, str, bytes | None], ...]
     headers: tuple[tuple[str, str], ...]
 
 
 @dataclass(frozen=True, slots=True)
 class Query:
-    """A representative API request and the InfluxDB request it makes the API send."""
+    """A representative API request and the InfluxDB requests it makes the API send."""
 
     label: str
-    api: Target
+    path: str
     influx: Target
-    answer: str  # what the captured query returned, to show the data is there
+    answer: str  # what the captured queries returned, to show the data is there
 
 
 def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _queries(settings: Settings, api_url: str, key: str, days: int) -> list[Query]:
-    """The three requests, and the InfluxQL the API runs for each (captured, not rewritten)."""
+def _queries(settings: Settings, days: int) -> list[Query]:
+    """The requests, and the InfluxQL the API runs for each (captured, not rewritten)."""
     now = datetime.now(tz=UTC).replace(microsecond=0)
     start = now - timedelta(days=days)
     store = RecordingStore(settings)
     reader = IndicatorData(settings, get_catalog(settings.registry_file), store, get_places())
     vn_aqi = reader.indicator("vn_aqi")
     now_ns = int(now.timestamp()) * _NS
-    latest = reader.latest(vn_aqi, "province", Scope(None), province=None, now_ns=now_ns)
-    series = reader.series(
-        vn_aqi,
-        reader.place(_PROVINCE, Scope(None)),
-        start=start,
-        end=now,
-        interval_s=3600,
-        function="mean",
+    everyone = Scope(None)
+    captured: list[tuple[str, str, str, list[tuple[str, dict[str, ParamValue], Epoch | None]]]] = []
+
+    latest = reader.latest(vn_aqi, "province", everyone, province=None, now_ns=now_ns)
+    captured.append(
+        (
+            "latest, 34 provinces",
+            "/api/v1/indicators/vn_aqi/values?level=province",
+            f"{len(latest)} values",
+            store.taken(),
+        )
     )
-    ranking = reader.ranking(vn_aqi, "province", Scope(None), province=None, now_ns=now_ns)
+    place = reader.place(_PROVINCE, everyone)
+    series = reader.series(vn_aqi, place, start=start, end=now, interval_s=3600, function="mean")
+    window = {"place": _PROVINCE, "start": _iso(start), "end": _iso(now), "interval": "1h"}
+    captured.append(
+        (
+            f"series {days}d hourly",
+            "/api/v1/indicators/vn_aqi/series?" + urlencode(window),
+            f"{len(series)} points",
+            store.taken(),
+        )
+    )
+    ranking = reader.ranking(vn_aqi, "province", everyone, province=None, now_ns=now_ns)
+    ranked = sum(1 for i in ranking["items"] if i["rank"] is not None)
+    captured.append(
+        (
+            "ranking, 34 provinces",
+            "/api/v1/indicators/vn_aqi/ranking?level=province",
+            f"{ranked} ranked",
+            store.taken(),
+        )
+    )
+    card = reader.scorecard(reader.province(_PROVINCE, everyone), now_ns)
+    valued = sum(1 for i in card if i["value"] is not None)
+    captured.append(
+        (
+            f"scorecard {_PROVINCE}",
+            f"/api/v1/provinces/{_PROVINCE}/scorecard",
+            f"{len(card)} indicators, {valued} with a value",
+            store.taken(),
+        )
+    )
+    feeds = reader.feeds(everyone, now_ns=now_ns)
+    states = Counter(f["state"] for f in feeds)
+    captured.append(
+        (
+            "feeds",
+            "/api/v1/feeds",
+            f"{len(feeds)} sources ({', '.join(f'{n} {s}' for s, n in sorted(states.items()))})",
+            store.taken(),
+        )
+    )
     store.close()
-    if len(store.queries) != 3:
-        raise SystemExit(f"expected one query per request, the API ran {len(store.queries)}")
-    api = urlsplit(api_url)
     influx = urlsplit(settings.influx_url)
-    api_headers = (("X-API-Key", key), ("Accept", "application/json"))
-    paths = [
-        "/api/v1/indicators/vn_aqi/values?level=province",
-        "/api/v1/indicators/vn_aqi/series?"
-        + urlencode({"place": _PROVINCE, "start": _iso(start), "end": _iso(now), "interval": "1h"}),
-        "/api/v1/indicators/vn_aqi/ranking?level=province",
-    ]
-    labels = ["latest, 34 provinces", f"series {days}d hourly", "ranking, 34 provinces"]
-    answers = [
-        f"{len(latest)} values",
-        f"{len(series)} points",
-        f"{sum(1 for i in ranking['items'] if i['rank'] is not None)} ranked",
-    ]
     out = []
-    for label, path, (text, params, epoch), answer in zip(
-        labels, paths, store.queries, answers, strict=True
-    ):
-        fields = {"db": settings.influx_db, "q": text, "params": orjson.dumps(params).decode()}
-        if epoch is not None:
-            fields["epoch"] = epoch
+    for label, path, answer, queries in captured:
+        if not queries:
+            raise SystemExit(f"{label}: the API ran no query")
+        requests: list[tuple[str, str, bytes | None]] = []
+        for text, params, epoch in queries:  # as Store.query sends them: a POSTed form
+            fields = {"db": settings.influx_db, "q": text, "params": orjson.dumps(params).decode()}
+            if epoch is not None:
+                fields["epoch"] = epoch
+            requests.append(("POST", "/query", urlencode(fields).encode()))
+        form = (("Content-Type", "application/x-www-form-urlencoded"),)
+        target = Target(influx.hostname or "", influx.port or 80, tuple(requests), form)
         out.append(
             Query(
                 label,
-                Target(api.hostname or "", api.port or 80, path, api_headers),
-                Target(influx.hostname or "", influx.port or 80, f"/query?{urlencode(fields)}", ()),
-                answer,
+                path,
+                target,
+                f"{answer}; {len(queries)} quer{'y' if len(queries) == 1 else 'ies'}",
             )
         )
     return out
+
+
+def _api_target(query: Query, api: ApiServer) -> Target:
+    headers = (("X-API-Key", api.key), ("Accept", "application/json"))
+    return Target(api.host, api.port, (("GET", query.path, None),), headers)
 
 
 # --- the load generator (runs in its own processes) -----------------------------------------------
@@ -311,10 +399,14 @@ def load(target: Target, threads: int, start_at: float, seconds: float) -> dict[
             began = time.perf_counter()
             if began >= stop:
                 break
+            size = 0
             try:
-                connection.request("GET", target.path, headers=headers)
-                response = connection.getresponse()
-                body = response.read()
+                for method, path, body in target.requests:
+                    connection.request(method, path, body=body, headers=headers)
+                    response = connection.getresponse()
+                    size += len(response.read())
+                    if response.status != 200:
+                        break
             except (OSError, http.client.HTTPException):
                 errors[n] += 1
                 connection.close()
@@ -323,7 +415,8 @@ def load(target: Target, threads: int, start_at: float, seconds: float) -> dict[
                 errors[n] += 1
                 continue
             mine.append(time.perf_counter() - began)
-            sizes[n] = len(body)
+            sizes[n] = size
+
         connection.close()
 
     cpu = time.process_time()
@@ -423,18 +516,50 @@ class LoadGenerator:
         return [future.result() for future in futures]
 
 
-# --- the API process ------------------------------------------------------------------------------
+# --- the API processes ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ApiServer:
+    """A running ``ioc api``: its name in the tables, address, key and master pid."""
+
+    name: str
+    host: str
+    port: int
+    key: str
+    pid: int
 
 
 @contextmanager
-def api_server(env: dict[str, str], log_path: Path) -> Iterator[int]:
-    """``ioc api`` (gunicorn) as a subprocess until the block ends; yields the master's pid."""
+def api_server(
+    env: dict[str, str],
+    log_path: Path,
+    root: Path | None = None,
+    gunicorn: Sequence[str] = (),
+) -> Iterator[int]:
+    """``ioc api`` (gunicorn) as a subprocess until the block ends; yields the master's pid.
+
+    ``root``: run the API of another checkout (its ``ioc`` package first on the path).
+    ``gunicorn``: run gunicorn by hand (deploy/gunicorn.conf.py) with these options added."""
     command = Path(sys.executable).with_name("ioc")
-    argv = [str(command), "api"] if command.exists() else [sys.executable, "-m", "ioc.cli", "api"]
     clean = {k: v for k, v in os.environ.items() if not k.startswith("IOC_")}
+    if gunicorn:
+        config = str(PROJECT_ROOT / "deploy" / "gunicorn.conf.py")
+        binary = str(Path(sys.executable).with_name("gunicorn"))
+        argv = [binary, "-c", config, *gunicorn, "ioc.api:create_app()"]
+        cwd = PROJECT_ROOT
+    elif root is None:
+        argv = (
+            [str(command), "api"] if command.exists() else [sys.executable, "-m", "ioc.cli", "api"]
+        )
+        cwd = PROJECT_ROOT
+    else:
+        argv = [sys.executable, "-m", "ioc.cli", "api"]
+        cwd = root
+        clean["PYTHONPATH"] = str(root)
     with log_path.open("ab") as log:
         process = subprocess.Popen(
-            argv, env={**clean, **env}, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT
+            argv, env={**clean, **env}, cwd=cwd, stdout=log, stderr=subprocess.STDOUT
         )
     url = f"http://{env['IOC_API_HOST']}:{env['IOC_API_PORT']}/api/v1/health/live"
     try:
@@ -461,10 +586,19 @@ def api_server(env: dict[str, str], log_path: Path) -> Iterator[int]:
 
 # --- the run --------------------------------------------------------------------------------------
 
+Rounds = dict[tuple[str, str], list[Result]]
+"""Results by (query label, who: an API's name or "InfluxDB"), one per round."""
 
-def _print(rows: Sequence[tuple[Query, Result, Result, Result | None]], workers: int) -> None:
+
+def _per_request_cpu(r: Result, names: Sequence[str]) -> float:
+    return 1000 * sum(r.cpu_s.get(n, 0.0) for n in names) / max(r.requests, 1)
+
+
+def _print_last_round(
+    queries: Sequence[Query], rounds: Rounds, apis: Sequence[str], cached: Mapping[str, Result]
+) -> None:
     head = (
-        f"{'query':<22}{'':>8}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}"
+        f"{'query':<22}{'':>10}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}"
         f"{'KiB':>8}{'CPU ms/req':>12}"
     )
     print(head)
@@ -472,51 +606,73 @@ def _print(rows: Sequence[tuple[Query, Result, Result, Result | None]], workers:
 
     def line(label: str, who: str, r: Result, cpu_ms: float) -> None:
         print(
-            f"{label:<22}{who:>8}{r.rate:>9,.0f}{r.p50_ms:>9.2f}{r.p99_ms:>9.2f}{r.errors:>8}"
+            f"{label:<22}{who:>10}{r.rate:>9,.0f}{r.p50_ms:>9.2f}{r.p99_ms:>9.2f}{r.errors:>8}"
             f"{r.bytes / 1024:>8.1f}{cpu_ms:>12.2f}"
         )
 
-    def per_request(r: Result, names: Sequence[str]) -> float:
-        return 1000 * sum(r.cpu_s[n] for n in names) / max(r.requests, 1)
+    for query in queries:
+        label = query.label
+        for name in apis:
+            r = rounds[query.label, name][-1]
+            line(label, name, r, _per_request_cpu(r, (name, "InfluxDB")))
+            label = ""
+        r = rounds[query.label, "InfluxDB"][-1]
+        line("", "InfluxDB", r, _per_request_cpu(r, ("InfluxDB",)))
+        if query.label in cached:
+            r = cached[query.label]
+            line("", f"{apis[0]} 5s$", r, _per_request_cpu(r, (apis[0], "InfluxDB")))
+    print()
 
-    for query, api, influx, cached in rows:
-        line(query.label, "API", api, per_request(api, ("API", "InfluxDB")))
-        line("", "InfluxDB", influx, per_request(influx, ("InfluxDB",)))
-        if cached is not None:
-            line("", "API 5s$", cached, per_request(cached, ("API", "InfluxDB")))
-    print()
-    head = f"{'API / InfluxDB':<22}{'req/s':>9}{'p50':>9}{'p99':>9}{'CPU/req':>9}   data"
+
+def _print_ratios(queries: Sequence[Query], rounds: Rounds, apis: Sequence[str]) -> None:
+    head = f"{'req/s API / InfluxDB':<22}{'API':>10}{'median':>9}{'min':>7}{'max':>7}   rounds"
     print(head)
-    print("-" * len(head))
-    for query, api, influx, _ in rows:
-        cpu_api = per_request(api, ("API", "InfluxDB"))
-        cpu_influx = per_request(influx, ("InfluxDB",))
-        print(
-            f"{query.label:<22}{api.rate / influx.rate:>9.2f}{api.p50_ms / influx.p50_ms:>9.2f}"
-            f"{api.p99_ms / influx.p99_ms:>9.2f}{cpu_api / cpu_influx:>9.2f}   {query.answer}"
-        )
+    print("-" * (len(head) + 20))
+    for query in queries:
+        label = query.label
+        influx = rounds[query.label, "InfluxDB"]
+        for name in apis:
+            ratios = [
+                a.rate / b.rate for a, b in zip(rounds[query.label, name], influx, strict=True)
+            ]
+            shown = " ".join(f"{r:.2f}" for r in ratios)
+            print(
+                f"{label:<22}{name:>10}{statistics.median(ratios):>9.2f}{min(ratios):>7.2f}"
+                f"{max(ratios):>7.2f}   {shown}"
+            )
+            label = ""
     print()
-    print("CPU seconds during each measured phase (server processes and the load generator):")
-    for query, api, influx, cached in rows:
-        for who, r in (("API", api), ("InfluxDB", influx), ("API 5s$", cached)):
-            if r is not None:
-                shown = ", ".join(f"{name} {seconds:.1f}" for name, seconds in r.cpu_s.items())
-                print(f"  {query.label:<22}{who:>9}: {shown}")
+    head = f"{'server CPU per request':<22}{'API':>10}{'median':>9}{'min':>7}{'max':>7}   rounds"
+    print(head + "   (InfluxDB alone / API and its InfluxDB)")
+    print("-" * (len(head) + 20))
+    for query in queries:
+        label = query.label
+        influx = rounds[query.label, "InfluxDB"]
+        for name in apis:
+            pairs = zip(rounds[query.label, name], influx, strict=True)
+            ratios = [
+                _per_request_cpu(b, ("InfluxDB",)) / _per_request_cpu(a, (name, "InfluxDB"))
+                for a, b in pairs
+            ]
+            shown = " ".join(f"{r:.2f}" for r in ratios)
+            print(
+                f"{label:<22}{name:>10}{statistics.median(ratios):>9.2f}{min(ratios):>7.2f}"
+                f"{max(ratios):>7.2f}   {shown}"
+            )
+            label = ""
     print()
-    print(
-        f"API: `ioc api`, {workers} gunicorn sync workers, cache off (IOC_API_CACHE_SECONDS=0) "
-        "unless marked '5s$' (5 s per-worker cache); CPU ms/req of the API rows counts the API "
-        "processes and InfluxDB, of the InfluxDB rows InfluxDB alone."
-    )
+    print("data: " + "; ".join(f"{q.label}: {q.answer}" for q in queries))
+    print()
 
 
 def measure(args: argparse.Namespace, var: Path) -> None:
-    mqtt, influx, rpc, api_port = _free_ports(4)
+    mqtt, influx, rpc, alertmanager, api_port, other_port, cached_port = _free_ports(7)
     env = {
         "IOC_VAR_DIR": str(var),
         "IOC_MQTT_PORT": str(mqtt),
         "IOC_INFLUX_URL": f"http://127.0.0.1:{influx}",
         "IOC_INFLUX_RPC_PORT": str(rpc),
+        "IOC_ALERTMANAGER_URL": f"http://127.0.0.1:{alertmanager}",
         "IOC_INFLUX_DB": "ioc_bench",
         "IOC_INFLUX_TIMEOUT": "60",
         "IOC_LOG_LEVEL": "WARNING",
@@ -539,28 +695,57 @@ def measure(args: argparse.Namespace, var: Path) -> None:
             version = store.ping()
         _seed(env, pool, args.processes, args.days, args.wards)
         key = KeyStore(settings.api_keys_path).create("bench", "read")[1]
-        queries = _queries(settings, f"http://127.0.0.1:{api_port}", key, args.days)
+        queries = _queries(settings, args.days)
         generator = LoadGenerator(pool, args.processes, args.connections)
-        results: dict[str, list[Result]] = {"api": [], "influx": [], "cached": []}
-        with api_server(env, var / "api.log") as master:
-            servers = {"API": master, "InfluxDB": influx_pid}
+        by_hand = args.gunicorn.split()
+        pid = stack.enter_context(api_server(env, var / "api.log", gunicorn=by_hand))
+        apis = [ApiServer("API", "127.0.0.1", api_port, key, pid)]
+        if args.compare_tree is not None:
+            other_env = {**env, "IOC_API_PORT": str(other_port)}
+            pid = stack.enter_context(
+                api_server(other_env, var / "api-other.log", args.compare_tree)
+            )
+            apis.append(ApiServer("API other", "127.0.0.1", other_port, key, pid))
+        rounds: Rounds = {}
+        for n in range(args.rounds):
             for query in queries:
-                results["api"].append(generator.measure(query.api, args.seconds, servers))
-                results["influx"].append(
-                    generator.measure(query.influx, args.seconds, {"InfluxDB": influx_pid})
-                )
+                phases: list[tuple[str, Target, dict[str, int]]] = [
+                    (api.name, _api_target(query, api), {api.name: api.pid, "InfluxDB": influx_pid})
+                    for api in apis
+                ]
+                phases.append(("InfluxDB", query.influx, {"InfluxDB": influx_pid}))
+                if n % 2:
+                    phases.reverse()
+                for who, target, servers in phases:
+                    result = generator.measure(target, args.seconds, servers)
+                    rounds.setdefault((query.label, who), []).append(result)
+            print(f"round {n + 1} of {args.rounds} done", flush=True)
+        cached: dict[str, Result] = {}
         if not args.no_cache_run:
-            cached_env = {**env, "IOC_API_CACHE_SECONDS": "5"}
-            with api_server(cached_env, var / "api-cached.log") as master:
-                servers = {"API": master, "InfluxDB": influx_pid}
-                for query in queries:
-                    results["cached"].append(generator.measure(query.api, args.seconds, servers))
+            cached_env = {**env, "IOC_API_PORT": str(cached_port), "IOC_API_CACHE_SECONDS": "5"}
+            pid = stack.enter_context(api_server(cached_env, var / "api-cached.log"))
+            with_cache = ApiServer("API", "127.0.0.1", cached_port, key, pid)
+            for query in queries:
+                servers = {"API": pid, "InfluxDB": influx_pid}
+                target = _api_target(query, with_cache)
+                cached[query.label] = generator.measure(target, args.seconds, servers)
     print()
-    cached: list[Result | None] = list(results["cached"]) or [None] * len(queries)
-    _print(list(zip(queries, results["api"], results["influx"], cached, strict=True)), args.workers)
+    names = [api.name for api in apis]
+    _print_last_round(queries, rounds, names, cached)
+    _print_ratios(queries, rounds, names)
+    print(
+        f"API: `ioc api`, {args.workers} gunicorn sync workers (unless --gunicorn), cache off "
+        "(IOC_API_CACHE_SECONDS=0) unless marked '5s$' (5 s per-worker cache); CPU ms/req "
+        "of the API rows counts the API processes and InfluxDB, "
+        "of the InfluxDB rows InfluxDB alone."
+    )
+    if args.gunicorn:
+        print(f"'API': gunicorn -c deploy/gunicorn.conf.py {args.gunicorn} 'ioc.api:create_app()'")
+    if args.compare_tree is not None:
+        print(f"'API other': the API of {args.compare_tree}, same settings, same data, same run")
     print(
         f"load: {args.connections} connections in {args.processes} processes, {args.seconds:g} s "
-        f"per phase after {_WARMUP_S:g} s of warm-up"
+        f"per phase after {_WARMUP_S:g} s of warm-up, {args.rounds} interleaved rounds"
     )
     print(
         f"machine: {os.cpu_count()} CPUs, {platform.system()} {platform.machine()}, "
@@ -570,19 +755,33 @@ def measure(args: argparse.Namespace, var: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per phase")
+    parser.add_argument("--seconds", type=float, default=5.0, help="measured seconds per phase")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds")
     parser.add_argument("--connections", type=int, default=8, help="concurrent connections")
     parser.add_argument("--processes", type=int, default=2, help="load-generator processes")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (IOC_API_WORKERS)")
     parser.add_argument("--days", type=int, default=30, help="days of hourly values seeded")
     parser.add_argument("--wards", type=int, default=0, help="first N wards only (0: all)")
+    parser.add_argument(
+        "--compare-tree", type=Path, default=None, help="also run the API of this checkout"
+    )
+    parser.add_argument(
+        "--gunicorn",
+        default="",
+        help="run this tree's API with gunicorn by hand and these options added "
+        "(e.g. '--worker-class gthread --threads 4')",
+    )
     parser.add_argument("--no-cache-run", action="store_true", help="skip the cached API run")
-    parser.add_argument("--quick", action="store_true", help="2 s phases, 3 days, 300 wards")
+    parser.add_argument(
+        "--quick", action="store_true", help="2 s phases, 2 rounds, 3 days, 300 wards"
+    )
     args = parser.parse_args()
     if args.quick:
-        args.seconds, args.days, args.wards = 2.0, 3, 300
-    if args.seconds <= 0 or args.days < 1 or args.connections < 1 or args.processes < 1:
-        parser.error("--seconds, --days, --connections and --processes must be positive")
+        args.seconds, args.rounds, args.days, args.wards = 2.0, 2, 3, 300
+    if min(args.seconds, args.days, args.connections, args.processes, args.rounds) <= 0:
+        parser.error("--seconds, --rounds, --days, --connections and --processes must be positive")
+    if args.compare_tree is not None and not (args.compare_tree / "ioc" / "cli.py").exists():
+        parser.error(f"--compare-tree {args.compare_tree}: no ioc/cli.py there")
     args.processes = min(args.processes, args.connections)
     with tempfile.TemporaryDirectory(prefix="ioc-bench-api-") as var:
         measure(args, Path(var))

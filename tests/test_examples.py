@@ -61,6 +61,7 @@ import urllib.request
 import uuid
 from base64 import b64encode
 from collections.abc import Callable, Iterator, Sequence
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -781,7 +782,56 @@ def _check_catalog(ran: Ran) -> None:
     assert "vn_aqi" in ran.stdout, ran.stdout[:500]
 
 
+def _check_task_groups(ran: Ran) -> None:
+    (item,) = json.loads(ran.stdout)["items"]
+    assert item["text"] == "16 of 16 task groups, 130 of 130 communes", item
+    assert item["counts_consistent"] is True, item
+
+
+def _check_overdue_per_register(ran: Ran) -> None:
+    items = json.loads(ran.stdout)["items"]
+    values = {i["place"]["code"]: i["value"] for i in items}
+    assert values == {"01-tasks": 18.0, "01-tasks-central": 12.0}, values
+
+
+def _check_systems_up(ran: Ran) -> None:
+    for item in json.loads(ran.stdout)["items"]:
+        sources = item["coverage_detail"]["sources"]
+        said = f"{sources['reporting']} of {sources['expected']} systems up"
+        assert item["coverage_detail"]["text"].startswith(said), item["coverage_detail"]
+        assert item["value"] == sources["reporting"], item
+
+
+def _check_calendar(ran: Ran) -> None:
+    answer = json.loads(ran.stdout)
+    numerator, denominator = answer["numerator"], answer["denominator"]
+    assert 0 <= numerator <= denominator, answer
+    if denominator:
+        exact = Decimal(100) * Decimal(numerator) / Decimal(denominator)
+        assert answer["value"] == float(exact.quantize(Decimal("0.01"), ROUND_HALF_UP)), answer
+
+
 CLAIMS = (
+    Claim(
+        re.compile(r"curl .*/api/v1/tasks/groups\?province=40"),
+        "Nghệ An's 16 of 16 task groups in 130 of 130 communes",
+        _check_task_groups,
+    ),
+    Claim(
+        re.compile(r"curl .*/tasks_overdue/values\?level=source&province=01"),
+        "Hà Nội's overdue tasks per register, 18 and 12",
+        _check_overdue_per_register,
+    ),
+    Claim(
+        re.compile(r"curl .*/systems_up/values"),
+        "n of m systems up, in numbers and in words",
+        _check_systems_up,
+    ),
+    Claim(
+        re.compile(r"curl .*/calendar\?"),
+        "a day's or month's rate, the ratio of the summed counts",
+        _check_calendar,
+    ),
     Claim(
         re.compile(r"SHOW RETENTION POLICIES ON ioc"),
         "raw (default), derived, ops",

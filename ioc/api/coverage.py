@@ -11,6 +11,9 @@ the province's departments, provinces, and sources. The API shows them as one ob
      "sources": {"reporting": 135, "expected": 135},
      "text": "130 of 130 communes and wards; 2 of 2 departments (135 of 135 sources)",
      "text_vi": "130/130 xã, phường; 2/2 sở, ban, ngành (135/135 nguồn)"}
+
+For ``systems_up`` the sources are the systems and reporting means up: "3 of 4 systems up
+(1 of 1 department)".
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["UNIT_KINDS", "coverage_detail"]
+__all__ = ["COUNTED_SOURCES", "UNIT_KINDS", "coverage_detail"]
 
 UNIT_KINDS: Mapping[str, tuple[str, str, str]] = {
     "provinces": ("province", "provinces", "tỉnh, thành phố"),
@@ -57,9 +60,22 @@ def _words(kind: str, count: Mapping[str, int]) -> tuple[str, str]:
     )
 
 
-def coverage_detail(level: str, row: Mapping[str, Any]) -> dict[str, Any] | None:
+COUNTED_SOURCES: Mapping[str, tuple[str, str]] = {
+    "systems_up": ("systems up", "hệ thống hoạt động"),
+}
+"""Indicators whose reporting sources are the figure itself, and how their sentence names them.
+
+``systems_up`` counts a shared system as reporting when its last check found it up, so its
+"3 of 4 sources" is the report's "3 of 4 systems up" (issue 17, item 4): the sentence leads with
+it, in those words, and the units by kind follow in brackets."""
+
+
+def coverage_detail(
+    level: str, row: Mapping[str, Any], indicator: str | None = None
+) -> dict[str, Any] | None:
     """The coverage of a ``level`` value (``ward``, ``province``, ``nation``) from its stored
-    fields, or None for a value written before the engine counted units by kind."""
+    fields, or None for a value written before the engine counted units by kind. ``indicator``
+    names the sources in the sentence when it is one of :data:`COUNTED_SOURCES`."""
     sources = _count(row, "sources")
     kinds = _KINDS_AT.get(level)
     if sources is None or kinds is None:
@@ -75,7 +91,14 @@ def coverage_detail(level: str, row: Mapping[str, Any]) -> dict[str, Any] | None
         if count["expected"] > 0 or kind == "provinces":
             parts.append(_words(kind, count))
     own = _words("sources", sources)
-    if parts:
+    counted = COUNTED_SOURCES.get(indicator or "")
+    if counted is not None:
+        english, vietnamese = counted
+        head = f"{sources['reporting']} of {sources['expected']} {english}"
+        head_vi = f"{sources['reporting']}/{sources['expected']} {vietnamese}"
+        detail["text"] = head + (f" ({'; '.join(en for en, _ in parts)})" if parts else "")
+        detail["text_vi"] = head_vi + (f" ({'; '.join(vi for _, vi in parts)})" if parts else "")
+    elif parts:
         detail["text"] = "; ".join(en for en, _ in parts) + f" ({own[0]})"
         detail["text_vi"] = "; ".join(vi for _, vi in parts) + f" ({own[1]})"
     else:  # a ward: its units are its sources

@@ -27,7 +27,7 @@ from ioc.store.influxql import (
     VALUE_FIELDS,
     alert_history,
     broker_refusals,
-    last_received,
+    last_received_in,
     latest_detail_values,
     latest_self_metrics,
     recent_dead_letters,
@@ -44,7 +44,7 @@ FEED_WINDOW = timedelta(days=30)
 LIVENESS_GRACE = 2.0
 """A feed is live while its last record is younger than its expected interval × this factor
 (the engine's ``feed_live_share`` uses the same grace)."""
-LEVELS = ("nation", "province", "ward")
+LEVELS = ("nation", "province", "ward", "source")
 REFUSAL_ROWS = 100_000
 """Most broker refusals one feed-health answer reads (newest first); beyond, it says truncated."""
 
@@ -82,6 +82,15 @@ class Scope:
 def rfc3339(ns: int) -> str:
     """Unix nanoseconds as RFC 3339 UTC text with second precision."""
     return datetime.fromtimestamp(ns // _NS, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def influx_time_text(text: str) -> str:
+    """InfluxDB's RFC 3339 time (``epoch`` not set) as :func:`rfc3339` writes it: UTC, whole
+    seconds, ``Z`` (a fraction of a second is cut, as :func:`rfc3339` cuts it)."""
+    if len(text) == 20 and text[19] == "Z":  # 2026-01-01T00:00:00Z, every GROUP BY bucket
+        return text
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def source_fields(source: Source) -> dict[str, Any]:
@@ -165,6 +174,11 @@ class IndicatorData:
     def _ref_of(self, level: str, tags: Mapping[str, str]) -> PlaceRef | None:
         if level == "nation":
             return PlaceRef("nation", NATION, "Việt Nam", None)
+        if level == "source":  # scoped by its registered province; unregistered: not served
+            source = self.catalog.registry.get(tags.get("source", ""))
+            if source is None:
+                return None
+            return PlaceRef("source", source.id, source.name, source.province)
         try:
             if level == "province":
                 p = self.places.province(tags.get("province", ""))
@@ -201,7 +215,7 @@ class IndicatorData:
             "expected": row.get("expected"),
             "sources": row.get("sources"),
             "origin": origin,
-            "coverage_detail": coverage_detail(ref.level, row),
+            "coverage_detail": coverage_detail(ref.level, row, indicator.key),
         }
 
     def latest(
@@ -219,7 +233,12 @@ class IndicatorData:
         if province is not None:
             filters.append("province")
             params["province"] = province
-        group = {"nation": [], "province": ["province"], "ward": ["province", "ward"]}[level]
+        group = {
+            "nation": [],
+            "province": ["province"],
+            "ward": ["province", "ward"],
+            "source": ["province", "source"],  # a register, station, probe: its own values
+        }[level]
         rows = self._latest_rows(filters, group, params, now_ns)
         out = []
         for tags, row in rows:
@@ -269,11 +288,17 @@ class IndicatorData:
         params["start"] = _iso(start)
         params["end"] = _iso(end)
         text = value_series(self.db, function=function, interval_s=interval_s, filters=filters)
-        points = []
-        for series in self.store.query(text, params):
-            for row in series.rows():
-                if row.get("value") is not None:
-                    points.append({"time": rfc3339(int(row["time"])), "value": row["value"]})
+        points: list[dict[str, Any]] = []
+        # Times as InfluxDB's own RFC 3339 text (no epoch): buckets start on whole seconds, so
+        # that is already the answer's text, with no conversion per point.
+        for series in self.store.query(text, params, epoch=None):
+            at, of = series.columns.index("time"), series.columns.index("value")
+            points += [
+                {"time": row[at], "value": row[of]} for row in series.values if row[of] is not None
+            ]
+        for point in points:
+            if len(point["time"]) != 20:  # never for whole-second buckets: cut to the second
+                point["time"] = influx_time_text(point["time"])
         return points
 
     def ranking(
@@ -346,16 +371,20 @@ class IndicatorData:
             "start": _iso(datetime.fromtimestamp((now_ns - window) / _NS, tz=UTC)),
             "end": _iso(datetime.fromtimestamp(now_ns / _NS, tz=UTC)),
         }
-        for kind in sorted({s.kind for s in sources}):
-            measurement = self.catalog.kind(kind).measurement
-            for series in self.store.query(last_received(self.db, measurement), params):
-                source_id = series.tags.get("source", "")
-                if series.values:
-                    time_ns, received_ms = series.values[0][0], series.values[0][1]
-                    last_seen[source_id] = (
-                        int(time_ns),
-                        None if received_ms is None else int(received_ms),
-                    )
+        # One query for every kind (a statement may read several measurements), not one per
+        # kind: the feed listing was 8 round trips. Applied in the order of the kinds, as when
+        # each kind was its own query (a source seen in two measurements keeps the later kind's).
+        order = [self.catalog.kind(kind).measurement for kind in sorted({s.kind for s in sources})]
+        answer = self.store.query(last_received_in(self.db, order), params) if order else ()
+        rank = {measurement: n for n, measurement in enumerate(order)}
+        for series in sorted(answer, key=lambda series: rank.get(series.name, len(rank))):
+            source_id = series.tags.get("source", "")
+            if series.values:
+                time_ns, received_ms = series.values[0][0], series.values[0][1]
+                last_seen[source_id] = (
+                    int(time_ns),
+                    None if received_ms is None else int(received_ms),
+                )
         now = datetime.fromtimestamp(now_ns / _NS, tz=UTC)
         return [self._feed(source, last_seen.get(source.id), now) for source in sources]
 

@@ -27,8 +27,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import Response, current_app, g, request
+from webargs.multidictproxy import MultiDictProxy
+from werkzeug.datastructures import MultiDict
 
-from ioc.api.problems import InvalidParameter, bad_request
+from ioc.api.problems import InvalidParameter, bad_request, invalid_parameters
 from ioc.errors import ApiProblem
 
 CSV_TYPE = "text/csv"
@@ -65,7 +67,9 @@ def negotiate(offered: Sequence[str]) -> str:
         if asked not in offered:
             message = f"this resource is served as {' or '.join(offered)}"
             invalid = InvalidParameter("query", "format", asked, message)
-            raise bad_request([invalid], formats=list(offered))
+            # This check runs before the view parses its arguments: list theirs too, so that a
+            # request with several invalid parameters learns of every one at once.
+            raise bad_request([invalid, *_other_invalid_query()], formats=list(offered))
         return asked
     accept = request.headers.get("Accept", "").strip()
     if not accept:
@@ -81,6 +85,29 @@ def negotiate(offered: Sequence[str]) -> str:
             extra={"parameter": "Accept", "value": accept, "formats": list(offered)},
         )
     return next(name for name in offered if MEDIA_TYPES[name] == best)
+
+
+def _other_invalid_query() -> list[InvalidParameter]:
+    """The invalid query parameters other than ``format``, by the view's own query schema.
+
+    flask-smorest records each view method's argument schemas in its ``_apidoc``; the view has
+    not run yet, so they are validated here exactly as webargs would (multi-valued fields too).
+    """
+    view = current_app.view_functions.get(request.endpoint or "")
+    view_class = getattr(view, "view_class", None)
+    method = getattr(view_class, request.method.lower(), None)
+    arguments = getattr(method, "_apidoc", {}).get("arguments", {})
+    found: list[InvalidParameter] = []
+    for parameter in arguments.get("parameters", ()):
+        if parameter.get("in") != "query":
+            continue
+        schema = parameter["schema"]
+        schema = schema() if isinstance(schema, type) else schema
+        kept = MultiDict([(k, v) for k, v in request.args.items(multi=True) if k != "format"])
+        messages = schema.validate(MultiDictProxy(kept, schema))
+        messages.pop("format", None)
+        found.extend(invalid_parameters({"querystring": messages}))
+    return found
 
 
 def response_format() -> str:

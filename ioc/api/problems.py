@@ -9,6 +9,7 @@ can quote).
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from collections.abc import Iterator, Mapping
@@ -114,6 +115,20 @@ def problem_response(
     return response
 
 
+SHOWN_CHARS = 200
+"""How much of an invalid string value a problem echoes: a 10 kB parameter is not sent back
+three times over (in ``detail``, ``value`` and ``errors``)."""
+
+
+def shown(value: Any) -> Any:
+    """``value`` as a problem echoes it: a string over SHOWN_CHARS is cut, saying its length."""
+    if isinstance(value, str) and len(value) > SHOWN_CHARS:
+        return f"{value[:SHOWN_CHARS]}... ({len(value)} characters)"
+    if isinstance(value, list):
+        return [shown(item) for item in value]
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class InvalidParameter:
     """A parameter a request got wrong: where it was, its name, the value sent and why."""
@@ -128,15 +143,15 @@ class InvalidParameter:
         message = self.message.rstrip(".")
         if self.location == "body" and self.parameter == "body":
             return f"request body: {message}"
-        shown = "" if self.value is None else f" = {self.value!r}"
-        return f"{_LABELS.get(self.location, self.location)} {self.parameter!r}{shown}: {message}"
+        echoed = "" if self.value is None else f" = {shown(self.value)!r}"
+        return f"{_LABELS.get(self.location, self.location)} {self.parameter!r}{echoed}: {message}"
 
     def to_dict(self) -> dict[str, Any]:
         """The member of a problem's ``errors``."""
         return {
             "location": self.location,
             "parameter": self.parameter,
-            "value": self.value,
+            "value": shown(self.value),
             "message": self.message,
         }
 
@@ -160,7 +175,7 @@ def bad_request(invalid: list[InvalidParameter], **extra: Any) -> ApiProblem:
         detail,
         extra={
             "parameter": first.parameter,
-            "value": first.value,
+            "value": shown(first.value),
             "errors": [p.to_dict() for p in invalid],
             **extra,
         },
@@ -304,3 +319,36 @@ def init_app(app: Flask) -> None:
             "the server failed to answer this request; quote the reference when reporting it",
             extra={"reference": reference},
         )
+
+
+def gunicorn_problem(sock: Any, status: int, reason: str, message: str) -> None:
+    """gunicorn's own refusals as problem+json: a request line above ``limit_request_line`` (414,
+    e.g. a 10 kB query parameter), too many or too large headers (431), a malformed request (400).
+
+    gunicorn answers these before the application sees the request, with an HTML page of its
+    own; a client of this API expects a problem document for every error, whoever refused.
+    """
+    from gunicorn.util import write_nonblock  # noqa: PLC0415 - only under gunicorn
+
+    detail = message
+    if status == 414:
+        detail = f"the request line is too long ({message}): a parameter is far too long"
+    body = json.dumps(
+        {"type": "about:blank", "title": reason, "status": status, "detail": detail}
+    ).encode()
+    head = (
+        f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\nContent-Type: {PROBLEM_TYPE}\r\n"
+        f"Cache-Control: no-store\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    write_nonblock(sock, head.encode("latin-1") + body)
+
+
+def install_gunicorn_problems(_worker: object = None) -> None:
+    """gunicorn's ``post_worker_init`` hook: its own error pages become :func:`gunicorn_problem`.
+
+    gunicorn looks ``gunicorn.util.write_error`` up each time it refuses a request, in the worker
+    process; replacing it there (each worker is its own process) changes nothing else.
+    """
+    import gunicorn.util  # noqa: PLC0415 - only under gunicorn
+
+    gunicorn.util.write_error = gunicorn_problem

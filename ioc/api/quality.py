@@ -12,7 +12,9 @@ The unit is one reading, a metric value at a time (ingest/validate.py), counted 
   needs the six pollutants, the 766 ratios the four dossier counts...): what the IOC needs from
   the feed, not every metric the kind allows [D];
 * ``on_time``: of the source's expected-interval slots in the window (aligned to the interval,
-  the last complete ``since // interval``), the share holding at least one record.
+  the last complete ``since // interval``) from its registration on, the share holding at least
+  one record. A slot that starts before the registration date is not owed (issue 17, item 5);
+  a source registered after the window's last slot owes none (``on_time`` null).
 
 ``score`` is the lowest of the four (the feed's weakest aspect); a source that sent nothing in
 the window scores 0 (``on_time`` 0, the others null). Shares are percentages, two decimals,
@@ -24,13 +26,14 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from ioc.api.data import rfc3339, source_fields
 from ioc.catalog import Catalog, Method, Source
 from ioc.engine.formulas import FORMULAS
 from ioc.engine.rollup import ratio_pct
-from ioc.store import Store
+from ioc.store import Store, time_ns
 from ioc.store.influxql import dead_letter_reasons, field_counts, filled_slots
 
 __all__ = ["QUALITY_ASPECTS", "expected_fields", "feed_quality"]
@@ -89,16 +92,22 @@ def feed_quality(
                 }
         for interval_s in sorted({max(1, s.expected_interval_s) for s in members}):
             n = max(1, since_s // interval_s)
-            slot_end = now_ns // (interval_s * _NS) * interval_s * _NS
-            params = {"start": rfc3339(slot_end - n * interval_s * _NS), "end": rfc3339(slot_end)}
+            step = interval_s * _NS
+            slot_end = now_ns // step * step
+            first_slot = slot_end - n * step
+            params = {"start": rfc3339(first_slot), "end": rfc3339(slot_end)}
+            owed: dict[str, int] = {}  # source -> start of its first slot owed in the window
             for s in members:
                 if max(1, s.expected_interval_s) == interval_s:
-                    slots[s.id] = n
+                    owed[s.id] = first_owed_slot(s, first_slot, step)
+                    slots[s.id] = max(0, (slot_end - owed[s.id]) // step)
             text = filled_slots(db, measurement, interval_s=interval_s)
             for series in store.query(text, params):
                 source_id = series.tags.get("source", "")
-                if slots.get(source_id) == n and source_id in wanted:
-                    filled[source_id] += sum(1 for row in series.values if row[1])
+                if source_id in owed and source_id in wanted:
+                    filled[source_id] += sum(
+                        1 for row in series.values if row[1] and int(row[0]) >= owed[source_id]
+                    )
     params = dict(window, **({"province": province} if province else {}))
     rejected, out_of_range = _rejections(store, db, params, wanted, province=province)
     items = [
@@ -114,6 +123,28 @@ def feed_quality(
     ]
     items.sort(key=lambda i: (i["score"], i["source"]))
     return items
+
+
+def registered_ns(source: Source) -> int | None:
+    """The start of a source's registration date (00:00 UTC, as ``GET /feeds`` reads it)."""
+    if not source.registered:
+        return None
+    moment = datetime.fromisoformat(source.registered)
+    return time_ns(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+
+
+def first_owed_slot(source: Source, first_slot: int, step: int) -> int:
+    """The start of the first slot of the window the source owes a record for.
+
+    A source owes nothing before it was registered: its first slot is the first one that starts
+    at or after its registration (the window's first slot for a source registered earlier or
+    with no date). Counting the slots before it as missed would grade a feed added yesterday as
+    late for the whole window (issue 17, item 5).
+    """
+    registered = registered_ns(source)
+    if registered is None or registered <= first_slot:
+        return first_slot
+    return first_slot + -(-(registered - first_slot) // step) * step
 
 
 def _item(  # noqa: PLR0917 - the figures of one source

@@ -7,7 +7,8 @@ rather than a silently ignored filter.
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 import marshmallow as ma
 from marshmallow import validate
@@ -89,7 +90,12 @@ class LatestQuery(_Paged, _Formatted):
     """``GET /indicators/{key}/values``."""
 
     level = ma.fields.String(
-        load_default="province", validate=validate.OneOf(("nation", "province", "ward"))
+        load_default="province",
+        validate=validate.OneOf(("nation", "province", "ward", "source")),
+        metadata={
+            "description": "source: each registered source's own values (a task register, "
+            "a station, a probed system)"
+        },
     )
     province = ma.fields.String(
         validate=PROVINCE_CODE,
@@ -306,6 +312,167 @@ class WardsQuery(_Paged):
 
 
 # --- responses --------------------------------------------------------------------------------
+#
+# Large answers (a 30-day hourly series is 720 points, a ward level a few thousand values) are
+# not dumped by marshmallow field objects point by point: that was most of the API's own time.
+# Each response schema with lists is a :class:`FastDumpSchema`: its ``dump`` runs a plain
+# function compiled once from the schema's own declared fields (same keys, same order, same
+# conversions: String -> str, Integer -> int, Float -> float, Nested, List, Dict...), so
+# the schema stays the one source of the documented shape. tests/api/test_serialization.py
+# checks on real answers that this gives exactly what marshmallow's own dump gives.
+
+_MISSING = ma.missing
+Dumper = Callable[[Any], Any]
+
+
+def _text(value: Any) -> Any:
+    if value is None or value.__class__ is str:
+        return value
+    return ma.utils.ensure_text_type(value)
+
+
+def _integer(value: Any) -> Any:
+    if value is None or value.__class__ is int:
+        return value
+    return int(value)
+
+
+def _real(value: Any) -> Any:
+    if value is None or value.__class__ is float:
+        return value
+    return float(value)
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+_EXACT: dict[type[Any], type[Any]] = {
+    ma.fields.String: str,
+    ma.fields.Integer: int,
+    ma.fields.Float: float,
+}
+"""The type of value a scalar field dumps unchanged (``as_string`` numbers have no fast twin)."""
+
+_SCALARS: dict[type[Any], Dumper] = {
+    ma.fields.String: _text,
+    ma.fields.Integer: _integer,
+    ma.fields.Float: _real,
+    ma.fields.Boolean: _same,  # marshmallow 4 dumps a Boolean's value as it is
+    ma.fields.Raw: _same,
+}
+
+
+def _nested_dumper(field: Any) -> Dumper | None:
+    nested = field.schema
+    inner = schema_dumper(nested)
+    if inner is None:
+        return None
+    if nested.many or field.many:
+        return lambda value: None if value is None else [inner(v) for v in value]
+    return lambda value: None if value is None else inner(value)
+
+
+def _list_dumper(field: Any) -> Dumper | None:
+    each = _field_dumper(field.inner)
+    if each is None:
+        return None
+    return lambda value: None if value is None else [each(v) for v in value]
+
+
+def _dict_dumper(field: Any) -> Dumper | None:
+    keys = _same if field.key_field is None else _field_dumper(field.key_field)
+    values = _same if field.value_field is None else _field_dumper(field.value_field)
+    if keys is None or values is None:
+        return None
+    return lambda value: None if value is None else {keys(k): values(v) for k, v in value.items()}
+
+
+_CONTAINERS: dict[type[Any], Callable[[Any], Dumper | None]] = {
+    ma.fields.Nested: _nested_dumper,
+    ma.fields.List: _list_dumper,
+    ma.fields.Dict: _dict_dumper,
+}
+
+
+def _field_dumper(field: ma.fields.Field[Any]) -> Dumper | None:
+    """A plain function doing what ``field._serialize`` does, or None if it has no fast twin."""
+    if getattr(field, "as_string", False):
+        return None
+    kind = type(field)
+    scalar = _SCALARS.get(kind)
+    if scalar is not None:
+        return scalar
+    container = _CONTAINERS.get(kind)
+    return None if container is None else container(field)
+
+
+def schema_dumper(schema: ma.Schema) -> Dumper | None:
+    """A function dumping one dict as ``schema.dump`` does, or None if the schema needs more
+    than declared fields read from dict keys (hooks, ``only``/``exclude``, ``attribute``,
+    ``data_key``, method fields...): then marshmallow itself is used."""
+    hooks = schema._hooks  # marshmallow's resolved pre/post hooks
+    if schema.many or hooks.get("pre_dump") or hooks.get("post_dump"):
+        return None
+    if type(schema).get_attribute is not ma.Schema.get_attribute:
+        return None
+    # One straight-line function per schema (as dataclasses writes __init__): a loop over the
+    # fields calling a converter each was 4x slower per point. A value already of the field's
+    # type is kept as it is; others go through the converter (what marshmallow's _serialize
+    # does); an absent member stays absent.
+    namespace: dict[str, Any] = {"MISSING": _MISSING, "slow": schema.dump}
+    lines = [
+        "def dump(obj):",
+        "    if obj.__class__ is not dict:",
+        "        return slow(obj)",
+        "    out = {}",
+    ]
+    for n, (name, field) in enumerate(schema.dump_fields.items()):
+        if field.attribute is not None or field.data_key is not None:
+            return None
+        if field.dump_default is not _MISSING:
+            return None
+        dumper = _field_dumper(field)
+        if dumper is None:
+            return None
+        namespace[f"convert{n}"], namespace[f"kind{n}"] = dumper, _EXACT.get(type(field))
+        lines.append(f"    value = obj.get({name!r}, MISSING)")
+        lines.append("    if value is not MISSING:")
+        if dumper is _same:
+            lines.append(f"        out[{name!r}] = value")
+        elif namespace[f"kind{n}"] is not None:
+            lines.append(
+                f"        out[{name!r}] = value if value is None or value.__class__ is kind{n} "
+                f"else convert{n}(value)"
+            )
+        else:
+            lines.append(f"        out[{name!r}] = convert{n}(value)")
+    lines.append("    return out")
+    exec("\n".join(lines), namespace)  # noqa: S102 - text built above from the schema's names
+    dump: Dumper = namespace["dump"]
+    return dump
+
+
+class FastDumpSchema(ma.Schema):
+    """A response schema whose ``dump`` of a dict runs its compiled plain function."""
+
+    compiled: ClassVar[bool] = True
+    """False: every dump goes through marshmallow's fields (what the equivalence test compares
+    with; also a switch should a difference ever be found in production)."""
+
+    def dump(self, obj: Any, *, many: bool | None = None) -> Any:
+        if (
+            FastDumpSchema.compiled
+            and not (self.many if many is None else many)
+            and isinstance(obj, dict)
+        ):
+            try:
+                fast = self.__dict__["_fast"]
+            except KeyError:  # compiled on first use, once per schema instance
+                fast = self.__dict__["_fast"] = schema_dumper(self)
+            if fast is not None:
+                return fast(obj)
+        return super().dump(obj, many=many)
 
 
 class BandSchema(ma.Schema):
@@ -423,7 +590,7 @@ class _Page(ma.Schema):
     total = ma.fields.Integer(required=True)
 
 
-class ValuesPageSchema(_Page):
+class ValuesPageSchema(FastDumpSchema, _Page):
     indicator = ma.fields.String(required=True)
     level = ma.fields.String(required=True)
     items = ma.fields.List(ma.fields.Nested(ValueSchema), required=True)
@@ -435,7 +602,7 @@ class RankedSchema(ValueSchema):
     current = ma.fields.Boolean(required=True)
 
 
-class RankingSchema(_Page):
+class RankingSchema(FastDumpSchema, _Page):
     indicator = ma.fields.String(required=True)
     level = ma.fields.String(required=True)
     direction = ma.fields.String(required=True)
@@ -448,7 +615,7 @@ class PointSchema(ma.Schema):
     value = ma.fields.Float(required=True)
 
 
-class SeriesSchema(ma.Schema):
+class SeriesSchema(FastDumpSchema):
     indicator = ma.fields.String(required=True)
     unit = ma.fields.String(required=True)
     place = ma.fields.Nested(PlaceSchema, required=True)
@@ -478,7 +645,7 @@ class ScoreSchema(ma.Schema):
     of = ma.fields.Integer(allow_none=True)
 
 
-class ScorecardSchema(ma.Schema):
+class ScorecardSchema(FastDumpSchema):
     province = ma.fields.Nested(PlaceSchema, required=True)
     items = ma.fields.List(ma.fields.Nested(ScoreSchema), required=True)
 
@@ -521,7 +688,7 @@ class FeedSchema(ma.Schema):
     since = ma.fields.String(allow_none=True)
 
 
-class FeedPageSchema(_Page):
+class FeedPageSchema(FastDumpSchema, _Page):
     counts = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Integer(), required=True)
     items = ma.fields.List(ma.fields.Nested(FeedSchema), required=True)
 
@@ -536,7 +703,7 @@ class DeadLetterSchema(ma.Schema):
     excerpt = ma.fields.String(allow_none=True)
 
 
-class DeadLetterListSchema(ma.Schema):
+class DeadLetterListSchema(FastDumpSchema):
     items = ma.fields.List(ma.fields.Nested(DeadLetterSchema), required=True)
 
 
@@ -654,7 +821,7 @@ class AlertChangeSchema(ma.Schema):
     fingerprint = ma.fields.String(allow_none=True)
 
 
-class AlertHistorySchema(ma.Schema):
+class AlertHistorySchema(FastDumpSchema):
     items = ma.fields.List(ma.fields.Nested(AlertChangeSchema), required=True)
 
 

@@ -43,7 +43,17 @@ def gunicorn_options(settings: Settings) -> dict[str, Any]:
         "loglevel": settings.log_level.lower(),
         "proc_name": "ioc-api",
         "forwarded_allow_ips": "127.0.0.1",
+        # gunicorn's own refusals (a request line above limit_request_line: 414; headers: 431)
+        # as problem+json, like every other error of the API
+        "post_worker_init": _problem_errors,
     }
+
+
+def _problem_errors(worker: object) -> None:
+    """gunicorn's post_worker_init hook (imports Flask only in the worker)."""
+    from ioc.api.problems import install_gunicorn_problems  # noqa: PLC0415
+
+    install_gunicorn_problems(worker)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

@@ -10,6 +10,12 @@ decimals (:func:`ioc.engine.rollup.ratio_pct`, as the engine's ratios); counts a
 
 The unit holding a register's tasks is the register's responsible unit in the registry
 (:func:`alerts.reminders.unit_of`: its ward, else its department, else its province).
+
+A plan's task groups in the communes (plan 02-KH/BCĐTW: "16 of 16 task groups in 130 of 130
+communes", INDICATORS.md §7) come from registers of kind ``task_groups``
+(:func:`group_figures`): the groups of the plan, those completed in every commune and the
+communes that completed every group (:func:`ioc.formulas.tasks.group_deployment`), out of the
+province's communes and wards in the places package, never a count the register sends.
 """
 
 from __future__ import annotations
@@ -27,6 +33,12 @@ from ioc.store import time_ns
 from ioc.store.influxql import latest_readings
 
 TASK_KIND = "tasks"
+GROUP_KIND = "task_groups"
+GROUP_FIELDS = {
+    "groups": "task_groups_total",
+    "groups_completed": "task_groups_completed",
+    "communes_completed": "task_groups_communes_completed",
+}
 VIETNAM = timedelta(hours=7)
 BUCKETS = ("completed", "on_schedule", "overdue")
 """The three top-level buckets of §6.2; they sum to the total."""
@@ -88,27 +100,35 @@ def time_ns_of(span: timedelta) -> int:
     return int(span.total_seconds()) * 1_000_000_000
 
 
-def registers(reader: IndicatorData, scope: Scope, province: str | None) -> list[Source]:
-    """The registered task registers the caller may read, optionally of one province."""
+def registers(
+    reader: IndicatorData, scope: Scope, province: str | None, kind: str = TASK_KIND
+) -> list[Source]:
+    """The registered task registers (of ``kind``) the caller may read, optionally of one
+    province."""
     return [
         s
         for s in reader.catalog.registry.sources
-        if s.kind == TASK_KIND
+        if s.kind == kind
         and scope.allows(s.province)
         and (province is None or s.province == province)
     ]
 
 
 def _counts(
-    reader: IndicatorData, when: Period, sources: list[Source]
+    reader: IndicatorData,
+    when: Period,
+    sources: list[Source],
+    kind: str = TASK_KIND,
+    fields: Mapping[str, str] | None = None,
 ) -> dict[str, dict[str, int | None]]:
-    """Per register id: its last count of each bucket in the period (None: never sent)."""
-    if not sources or TASK_KIND not in reader.catalog.kinds or when.end_ns <= when.start_ns:
+    """Per register id: its last count of each bucket in the period (None: never sent).
+    ``fields`` maps a bucket to the metric read for it (the period's task buckets if None)."""
+    if not sources or kind not in reader.catalog.kinds or when.end_ns <= when.start_ns:
         return {}
-    fields = when.fields
+    fields = when.fields if fields is None else fields
     text = latest_readings(
         reader.db,
-        reader.catalog.kind(TASK_KIND).measurement,
+        reader.catalog.kind(kind).measurement,
         fields=tuple(fields.values()),
         filters=(),
         group_by=("source",),
@@ -127,14 +147,17 @@ def _counts(
     return found
 
 
-def _last_time(reader: IndicatorData, when: Period, sources: list[Source]) -> dict[str, int]:
-    """Per register id, the time of its last reading of any bucket in the period."""
-    if not sources or when.end_ns <= when.start_ns:
+def _last_time(
+    reader: IndicatorData, when: Period, sources: list[Source], kind: str = TASK_KIND
+) -> dict[str, int]:
+    """Per register id, the time of its last reading of its total in the period."""
+    if not sources or kind not in reader.catalog.kinds or when.end_ns <= when.start_ns:
         return {}
+    total = GROUP_FIELDS["groups"] if kind == GROUP_KIND else when.fields["total"]
     text = latest_readings(
         reader.db,
-        reader.catalog.kind(TASK_KIND).measurement,
-        fields=(when.fields["total"],),
+        reader.catalog.kind(kind).measurement,
+        fields=(total,),
         filters=(),
         group_by=("source",),
     )
@@ -232,3 +255,67 @@ def holders(
         "units": len({i["unit"]["id"] for i in items}),
         "items": items,
     }
+
+
+def group_figures(
+    reader: IndicatorData,
+    scope: Scope,
+    *,
+    province: str | None,
+    register: str | None,
+    now_ns: int,
+) -> dict[str, Any]:
+    """Each plan register's task groups completed in every commune and the communes that
+    completed every group, of the province's communes and wards, as of its last reading."""
+    when = period(None, now_ns)
+    sources = [
+        s
+        for s in registers(reader, scope, province, GROUP_KIND)
+        if register is None or s.id == register
+    ]
+    counts = _counts(reader, when, sources, GROUP_KIND, GROUP_FIELDS)
+    reported = _last_time(reader, when, sources, GROUP_KIND)
+    items = []
+    for source in sorted(sources, key=lambda s: (s.province, s.id)):
+        values = counts.get(source.id, {})
+        communes = len(reader.places.wards_of(source.province))
+        deployment = _deployment(values, communes)
+        items.append(
+            {
+                "register": {"id": source.id, "name": source.name, "province": source.province},
+                "unit": unit(reader, source),
+                "period": when.to_dict(),
+                "reported_at": rfc3339(reported[source.id]) if source.id in reported else None,
+                **deployment,
+            }
+        )
+    return {"period": when.to_dict(), "items": items}
+
+
+def _deployment(values: Mapping[str, int | None], communes: int) -> dict[str, Any]:
+    """The groups and communes of one plan register, in numbers and in words.
+
+    ``counts_consistent`` checks what the counts imply of each other: every group completed in
+    every commune is the same as every commune having completed every group (so one figure at
+    its total and the other not is an inconsistent report), and no count exceeds its total.
+    """
+    groups, done, places = (
+        values.get("groups"),
+        values.get("groups_completed"),
+        values.get("communes_completed"),
+    )
+    answer: dict[str, Any] = {
+        "task_groups": {"completed": done, "total": groups},
+        "communes": {"completed": places, "expected": communes},
+        "text": None,
+        "text_vi": None,
+        "counts_consistent": None,
+    }
+    if groups is None or done is None or places is None:
+        return answer
+    answer["text"] = f"{done} of {groups} task groups, {places} of {communes} communes"
+    answer["text_vi"] = f"{done}/{groups} nhóm nhiệm vụ, {places}/{communes} xã, phường"
+    within = done <= groups and places <= communes
+    both_full = groups == 0 or communes == 0 or (done == groups) == (places == communes)
+    answer["counts_consistent"] = within and both_full
+    return answer

@@ -45,6 +45,7 @@ __all__ = [
     "VIETNAM_TIME",
     "Bucket",
     "CheckedSummary",
+    "GroupDeployment",
     "ReportedSummary",
     "StatusMismatch",
     "Task",
@@ -52,6 +53,7 @@ __all__ = [
     "TaskStatus",
     "check_summary",
     "classify_task",
+    "group_deployment",
     "progress_by_unit",
     "rate_pct",
     "task_progress",
@@ -334,3 +336,51 @@ def _check_published_rate(summary: ReportedSummary, checked: CheckedSummary) -> 
             f"published completion rate {published}% does not match completed "
             f"{checked.completed:,} / total {checked.total:,} = {computed}%"
         )
+
+
+@dataclass(frozen=True, slots=True)
+class GroupDeployment:
+    """A plan's task groups in the communes (§7, Nghệ An: "all 130 of 130 communes and wards
+    completed all 16 task groups" of plan 02-KH/BCĐTW), at an as-of date."""
+
+    groups: int
+    groups_completed: int  # groups completed in every commune
+    communes: int
+    communes_completed: int  # communes that completed every group
+
+
+def group_deployment(
+    tasks: Iterable[Task], as_of: date | datetime, *, groups: Iterable[str], communes: Iterable[str]
+) -> GroupDeployment:
+    """How far a plan's task groups are deployed in the communes at ``as_of``.
+
+    A task group deployed in a commune is one task of the plan's register: its ``task_id`` is the
+    group, its ``unit`` the commune. ``groups`` are the plan's groups and ``communes`` every
+    commune the plan covers (the province's communes and wards, not only those with a task): a
+    group not yet deployed in a commune, with no task for it, is not completed there. A group
+    counts as completed when it is completed (on time or late) in every commune, and a commune
+    when it completed every group. A task of an unknown group or commune, or a group given twice
+    for one commune, is an error.
+    """
+    day = _as_date(as_of, "as_of")
+    plan, places = list(dict.fromkeys(groups)), list(dict.fromkeys(communes))
+    known_groups, known_places = set(plan), set(places)
+    done: set[tuple[str, str]] = set()
+    seen: set[tuple[str, str]] = set()
+    for task in tasks:
+        pair = (task.task_id, task.unit)
+        if task.task_id not in known_groups:
+            raise FormulaInputError(f"task group {task.task_id!r} is not one of the plan's groups")
+        if task.unit not in known_places:
+            raise FormulaInputError(f"commune {task.unit!r} is not one the plan covers")
+        if pair in seen:
+            raise FormulaInputError(f"task group {task.task_id!r} appears twice in {task.unit!r}")
+        seen.add(pair)
+        if classify_task(task, day).bucket is Bucket.COMPLETED:
+            done.add(pair)
+    return GroupDeployment(
+        groups=len(plan),
+        groups_completed=sum(1 for g in plan if all((g, c) in done for c in places)),
+        communes=len(places),
+        communes_completed=sum(1 for c in places if all((g, c) in done for g in plan)),
+    )

@@ -38,6 +38,8 @@ from types import MappingProxyType
 
 from ioc.catalog import Source
 from ioc.formulas.flood import StationLevels, station_by_id
+from ioc.formulas.tasks import Task, group_deployment
+from ioc.places import get_places
 from ioc.simulate.pm25 import RECORD_TZ, Pm25Record
 
 __all__ = [
@@ -62,7 +64,7 @@ HOUR_S = 3600
 Values = dict[str, float]
 """One reading set: canonical metric key -> value in the canonical unit (counts are whole)."""
 
-MODELLED_KINDS = ("air", "water", "traffic", "service", "tasks", "data", "probe")
+MODELLED_KINDS = ("air", "water", "traffic", "service", "tasks", "task_groups", "data", "probe")
 """Source kinds the simulator has a model for (probes: what ``ioc probe`` would publish)."""
 
 
@@ -243,6 +245,14 @@ TASKS_THIS_YEAR: Mapping[str, TaskRegister] = MappingProxyType(
 simulator stamps them with the reading's time, so they count for whichever year that is. Other
 task sources get a share of their register derived from it."""
 
+PLAN_GROUPS = 16
+"""Plan 02-KH/BCĐTW phase 1's task groups (INDICATORS.md §7, Nghệ An: "all 16 task groups")."""
+
+PLAN_DONE: Mapping[str, float] = MappingProxyType({"40-plan02": 1.0})
+"""Share of a plan register's (task group, commune) tasks completed, by source id. §7 Nghệ An
+to 15 Nov 2025: all 130 communes and wards completed all 16 groups. Other plan registers get a
+share derived from the seed [D]."""
+
 # province -> (dossiers per hour at full office capacity, share handled on time)
 _REUSE: Mapping[str, float] = MappingProxyType(
     {"01": 0.68, "40": 0.74, "46": 0.81, "48": 0.83, "96": 0.62}
@@ -299,6 +309,7 @@ class SignalModel:
             "traffic": self.traffic,
             "service": self.service,
             "tasks": self.tasks,
+            "task_groups": self.task_groups,
             "data": self.data,
             "probe": self.probe,
         }.get(source.kind)
@@ -451,6 +462,32 @@ class SignalModel:
                     TASKS_THIS_YEAR.get(source.id) or this_year(register)
                 ).items()
             },
+        }
+
+    def task_groups(self, source: Source, time_ns: int) -> Values:
+        """A plan register's task groups in the province's communes (stocks), computed from one
+        task per (group, commune) as the plan's tracking system would count them."""
+        communes = [ward.code for ward in get_places().wards_of(source.province)]
+        groups = [f"group-{g:02d}" for g in range(1, PLAN_GROUPS + 1)]
+        share = PLAN_DONE.get(source.id)
+        if share is None:
+            share = 0.6 + 0.39 * unit(self.seed, source.id, "plan")
+        as_of = _local(time_ns)
+        tasks = [
+            Task(
+                task_id=group,
+                unit=commune,
+                deadline=None,
+                completed_on=as_of if unit(self.seed, source.id, group, commune) < share else None,
+            )
+            for group in groups
+            for commune in communes
+        ]
+        deployment = group_deployment(tasks, as_of, groups=groups, communes=communes)
+        return {
+            "task_groups_total": float(deployment.groups),
+            "task_groups_completed": float(deployment.groups_completed),
+            "task_groups_communes_completed": float(deployment.communes_completed),
         }
 
     def due_soon(self, source: Source, register: TaskRegister) -> int:

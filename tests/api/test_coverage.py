@@ -51,11 +51,11 @@ def test_nghe_an_reads_130_of_130_communes_and_its_departments(
         "provinces": None,
         "wards": {"reporting": 130, "expected": 130},
         "departments": {"reporting": 2, "expected": 2},
-        "sources": {"reporting": 139, "expected": 139},
-        "text": "130 of 130 communes and wards; 2 of 2 departments (139 of 139 sources)",
-        "text_vi": "130/130 xã, phường; 2/2 sở, ban, ngành (139/139 nguồn)",
+        "sources": {"reporting": 140, "expected": 140},
+        "text": "130 of 130 communes and wards; 2 of 2 departments (140 of 140 sources)",
+        "text_vi": "130/130 xã, phường; 2/2 sở, ban, ngành (140/140 nguồn)",
     }
-    assert (item["coverage"], item["expected"], item["sources"]) == (132, 132, 139)
+    assert (item["coverage"], item["expected"], item["sources"]) == (132, 132, 140)
 
     data = _only(demo_client, keys.read, url.replace("feed_live_share", "data_transactions"))
     assert data["coverage_detail"]["text"] == (

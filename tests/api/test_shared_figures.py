@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -164,6 +165,11 @@ def test_nghe_an_reads_3_of_4_shared_systems_up(figures_settings: Settings, keys
     sources = item["coverage_detail"]["sources"]
     assert f"{item['value']:.0f} of {sources['expected']} systems up" == "3 of 4 systems up"
     assert sources == {"reporting": 3, "expected": 4}
+    assert item["coverage_detail"]["text"] == "3 of 4 systems up (1 of 1 department)"
+    assert item["coverage_detail"]["text_vi"] == "3/4 hệ thống hoạt động (1/1 sở, ban, ngành)"
+    (nation,) = _items(app, keys.read, url.replace("level=province&province=40", "level=nation"))
+    assert nation["value"] == 3.0
+    assert nation["coverage_detail"]["text"].startswith("3 of 4 systems up (1 of 1 province;")
 
     url = "/api/v1/indicators/system_uptime/values?level=province&province=40"
     (uptime,) = _items(app, keys.read, url)
@@ -240,3 +246,148 @@ def test_feed_quality_lists_the_worst_feeds_first(figures_settings: Settings, ke
         "dossiers_online",
         "dossiers_reused",
     ]
+
+
+def test_feed_quality_counts_slots_from_the_registration_on(
+    api_settings: Settings, keys: Keys, tmp_path: Path
+) -> None:
+    """Item 5's regression: a feed registered yesterday that has sent a record every hour since
+    owes no record for the day before. Over ``since=3d`` it is on time in 100 % of the hourly
+    slots from yesterday 00:00 UTC on (24 + the hours of today), not in a third of 72."""
+    now = time.time_ns()
+    midnight = now // (24 * HOUR) * (24 * HOUR)
+    yesterday = datetime.fromtimestamp(midnight / 1e9 - 86400, tz=UTC).date()
+    registry = tmp_path / "registered.toml"
+    registry.write_text(
+        REGISTRY
+        + f"""
+[[source]]
+id = "40-dvc-new"
+kind = "service"
+province = "40"
+name = "a portal registered yesterday"
+department = "Văn phòng UBND tỉnh"
+expected_interval = "1h"
+registered = {yesterday.isoformat()}
+""",
+        encoding="utf-8",
+    )
+    settings = dataclasses.replace(api_settings, registry_file=registry)
+    first = midnight - 24 * HOUR
+    fields = {"dossiers_received": 5.0, "dossiers_on_time": 5.0, "dossiers_reused": 2.0}
+    fields["dossiers_online"] = 1.0
+    points = [
+        Point("service", {**fields, "received_ms": at // 10**6}, at, tags)
+        for at in range(first + MINUTE, now, HOUR)  # every slot from yesterday on, this one too
+        for tags in ({"source": "40-dvc-new", "province": "40"},)
+    ]
+    with Store(settings) as store:
+        store.write(points)
+    app = create_app({"TESTING": True}, settings=settings)
+    url = "/api/v1/feeds/quality?province=40&since=3d"
+    response = app.test_client().get(url, headers={"X-API-Key": keys.operator})
+    assert response.status_code == 200, response.data
+    (item,) = [i for i in orjson.loads(response.data)["items"] if i["source"] == "40-dvc-new"]
+    owed = (now // HOUR * HOUR - first) // HOUR
+    assert (item["slots_filled"], item["slots_expected"]) == (owed, owed)
+    assert (item["on_time"], item["score"]) == (100.0, 100.0)
+
+
+def test_the_data_reuse_rate_of_a_day_and_a_month_is_a_ratio_of_the_sums(
+    figures_settings: Settings, keys: Keys
+) -> None:
+    """Item 3's day and month view. Yesterday (Vietnam time) the provincial portal received 90
+    dossiers at 09:xx (70 filled from shared data), 10 at 14:xx (1) and 4 at 23:xx (4); the last
+    hour's value is stamped at today's 00:00 and belongs to yesterday. The hourly rates are
+    77.78, 10 and 100 % (mean 62.59 %); the day's rate is 75 / 104 = 72.12 %. A value stamped at
+    yesterday's 00:00 (the day before's last hour: 50 received, none reused) is not yesterday's.
+    """
+    now = time.time_ns()
+    vietnam = 7 * HOUR
+    today = (now + vietnam) // (24 * HOUR) * (24 * HOUR) - vietnam  # 00:00 Vietnam, in UTC ns
+    yesterday = today - 24 * HOUR
+    readings = [
+        (yesterday - 30 * MINUTE, 50.0, 0.0),
+        (yesterday + 9 * HOUR + 10 * MINUTE, 90.0, 70.0),
+        (yesterday + 14 * HOUR + 10 * MINUTE, 10.0, 1.0),
+        (yesterday + 23 * HOUR + 30 * MINUTE, 4.0, 4.0),
+    ]
+    points = [
+        Point(
+            "service",
+            {"dossiers_received": received, "dossiers_on_time": received,
+             "dossiers_reused": reused, "received_ms": at // 10**6},
+            at,
+            {"source": "40-dvc", "province": "40"},
+        )
+        for at, received, reused in readings
+    ]  # fmt: skip
+    catalog = load_catalog(INDICATORS_FILE, figures_settings.registry_file)
+    with Store(figures_settings) as store:
+        store.write(points)
+        Engine(figures_settings, catalog, store).compute(yesterday - 2 * HOUR, today + HOUR)
+    app = create_app({"TESTING": True}, settings=figures_settings)
+    client = app.test_client()
+    day = datetime.fromtimestamp((yesterday + vietnam) / 1e9, tz=UTC).date()
+    url = f"/api/v1/indicators/data_reuse_rate/calendar?place=40&period=day&date={day}"
+    response = client.get(url, headers={"X-API-Key": keys.read})
+    assert response.status_code == 200, response.data
+    body = orjson.loads(response.data)
+    assert (body["value"], body["numerator"], body["denominator"]) == (72.12, 75.0, 104.0)
+    assert (body["values"], body["values_expected"]) == (3, 24)
+    assert body["period"]["date"] == day.isoformat()
+    assert body["period"]["complete"] is True
+    hourly = client.get(
+        "/api/v1/indicators/data_reuse_rate/series?place=40&interval=1h&agg=mean"
+        f"&start={_rfc3339(yesterday + 10**9)}&end={_rfc3339(today + 10**9)}",
+        headers={"X-API-Key": keys.read},
+    )
+    rates = [p["value"] for p in orjson.loads(hourly.data)["points"]]
+    assert sorted(rates) == [10.0, 77.78, 100.0]  # their mean, 62.59, is not the day's rate
+
+    month = client.get(
+        f"/api/v1/indicators/data_reuse_rate/calendar?place=40&period=month&date={day:%Y-%m}",
+        headers={"X-API-Key": keys.read},
+    )
+    assert month.status_code == 200, month.data
+    whole = orjson.loads(month.data)
+    if day.day == 1:  # the day before yesterday is in another month
+        assert (whole["numerator"], whole["denominator"]) == (75.0, 104.0)
+    else:
+        assert (whole["numerator"], whole["denominator"]) == (75.0, 154.0)
+        assert whole["value"] == 48.7  # 75 / 154
+    assert whole["period"]["kind"] == "month"
+
+    same = client.get(
+        f"/api/v1/indicators/data_reuse_rate/calendar?place=40&period=month&date={day}",
+        headers={"X-API-Key": keys.read},
+    )  # a month is also named by any of its days
+    assert orjson.loads(same.data)["period"] == whole["period"]
+
+    for query, status in (
+        ("period=week", 400),
+        ("period=day&date=2026-13-01", 400),
+        ("period=day&date=2999-01-01", 400),  # beyond what InfluxDB's times hold
+        ("period=day&date=2026-02-30", 404),  # no such day
+        ("period=day&date=2026-11", 404),  # a month, not a day
+        ("period=month&date=2199-12", 404),  # has not begun
+    ):
+        refused = client.get(
+            f"/api/v1/indicators/data_reuse_rate/calendar?place=40&{query}",
+            headers={"X-API-Key": keys.read},
+        )
+        assert refused.status_code == status, query
+        assert orjson.loads(refused.data)["parameter"] == query.split("&")[-1].split("=")[0]
+    not_a_ratio = client.get(
+        "/api/v1/indicators/systems_up/calendar?place=40", headers={"X-API-Key": keys.read}
+    )
+    assert not_a_ratio.status_code == 404
+    assert "data_reuse_rate" in orjson.loads(not_a_ratio.data)["detail"]
+    other = client.get(
+        "/api/v1/indicators/data_reuse_rate/calendar?place=40", headers={"X-API-Key": keys.hanoi}
+    )
+    assert other.status_code == 404  # another province, as everywhere
+
+
+def _rfc3339(ns: int) -> str:
+    return datetime.fromtimestamp(ns // 10**9, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

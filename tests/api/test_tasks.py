@@ -9,14 +9,16 @@ of which 2025 tasks 38 of 65 (58.46%); no overdue tasks"), Nghệ An's ("100 tas
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 import orjson
 import pytest
 from flask.testing import FlaskClient
 
-from ioc.api.routes.tasks import HeldTasksListSchema, TaskFiguresListSchema
+from ioc.api.routes.tasks import GroupFiguresListSchema, HeldTasksListSchema, TaskFiguresListSchema
+from ioc.errors import FormulaInputError
+from ioc.formulas.tasks import GroupDeployment, Task, group_deployment
 from ioc.settings import Settings
 from ioc.store import Point, Store, time_ns
 from ioc.store.influxql import quote_ident
@@ -33,6 +35,18 @@ def _tasks(source: str, province: str, at_ns: int, **counts: int) -> Point:
     fields: dict[str, float | int] = {name: float(value) for name, value in counts.items()}
     fields["received_ms"] = at_ns // 1_000_000
     return Point("tasks", fields, at_ns, {"source": source, "province": province})
+
+
+def _groups(
+    source: str, province: str, at_ns: int, *, total: int, completed: int, communes: int
+) -> Point:
+    fields: dict[str, float | int] = {
+        "task_groups_total": float(total),
+        "task_groups_completed": float(completed),
+        "task_groups_communes_completed": float(communes),
+        "received_ms": at_ns // 1_000_000,
+    }
+    return Point("task_groups", fields, at_ns, {"source": source, "province": province})
 
 
 def _ns(year: int, month: int, day: int, hour: int) -> int:
@@ -63,6 +77,10 @@ def seeded(api_settings: Settings) -> int:
                tasks_year_completed=20, tasks_year_on_schedule=20, tasks_year_overdue=10),
         _tasks("01-tasks-central", "01", now - 600 * NS, tasks_total=40, tasks_completed=20,
                tasks_on_schedule=8, tasks_overdue=12, tasks_due_soon=0),
+        # Nghệ An's plan 02-KH/BCĐTW register: 14 of 16 groups done everywhere a month ago,
+        # then every group in every commune (§7: "all 130 of 130 communes ... all 16 groups")
+        _groups("40-plan02", "40", now - 30 * 86400 * NS, total=16, completed=14, communes=97),
+        _groups("40-plan02", "40", now - 900 * NS, total=16, completed=16, communes=130),
     ]  # fmt: skip
     with Store(api_settings) as store:
         db = quote_ident(api_settings.influx_db)
@@ -154,6 +172,67 @@ def test_which_unit_holds_the_overdue_tasks(client: FlaskClient, keys: Keys, see
     assert [(i["register"]["id"], i["tasks"], i["total"]) for i in done["items"]] == [
         ("40-tasks", 51, 100)
     ]
+
+
+def test_nghe_an_16_of_16_task_groups_in_130_of_130_communes(
+    client: FlaskClient, keys: Keys, seeded: int
+) -> None:
+    """§7, Nghệ An to 15 Nov 2025: plan 02-KH/BCĐTW phase 1, all 130 of 130 communes and wards
+    completed all 16 task groups. The 130 are the province's communes and wards in the places
+    package, not a count the register sends."""
+    answer = body(get(client, keys.read, "/tasks/groups?province=40"))
+    assert GroupFiguresListSchema().validate(answer) == {}
+    (item,) = answer["items"]
+    assert item["text"] == "16 of 16 task groups, 130 of 130 communes"
+    assert item["text_vi"] == "16/16 nhóm nhiệm vụ, 130/130 xã, phường"
+    assert item["task_groups"] == {"completed": 16, "total": 16}
+    assert item["communes"] == {"completed": 130, "expected": 130}
+    assert item["counts_consistent"] is True
+    assert item["register"]["id"] == "40-plan02"
+    assert item["unit"]["id"] == "40-so-khoa-hoc-va-cong-nghe"
+    assert item["period"]["scope"] == "programme"
+    # the plan register is not a Resolution 57 register: its groups are not tasks
+    registers = body(get(client, keys.read, "/tasks/registers?province=40"))["items"]
+    assert [i["register"]["id"] for i in registers] == ["40-tasks"]
+    # scope: Hà Nội's key sees no plan register of Nghệ An
+    assert body(get(client, keys.hanoi, "/tasks/groups"))["items"] == []
+    hidden = get(client, keys.hanoi, "/tasks/groups?register=40-plan02")
+    assert (hidden.status_code, hidden.mimetype) == (404, PROBLEM)
+    not_a_plan = get(client, keys.read, "/tasks/groups?register=40-tasks")
+    assert not_a_plan.status_code == 404
+
+
+def test_a_plan_register_s_counts_are_checked_against_each_other(
+    client: FlaskClient, keys: Keys, api_settings: Settings, seeded: int
+) -> None:
+    """Every group completed in every commune is the same fact as every commune having completed
+    every group: a report saying one and not the other is flagged, not passed on as true."""
+    with Store(api_settings) as store:
+        store.write([_groups("40-plan02", "40", time.time_ns() - 60 * NS, total=16,
+                             completed=16, communes=129)])  # fmt: skip
+    (item,) = body(get(client, keys.read, "/tasks/groups?register=40-plan02"))["items"]
+    assert item["text"] == "16 of 16 task groups, 129 of 130 communes"
+    assert item["counts_consistent"] is False
+
+
+def test_group_deployment_counts_groups_and_communes_exactly() -> None:
+    """The plan's arithmetic (ioc/formulas/tasks.py): a group counts when every commune completed
+    it, a commune when it completed every group; a group never deployed in a commune is not done."""
+    as_of = date(2025, 11, 15)
+    groups, communes = ["g1", "g2", "g3"], ["c1", "c2"]
+    done = [Task(g, c, deadline=None, completed_on=date(2025, 10, 1)) for g in groups
+            for c in communes]  # fmt: skip
+    full = group_deployment(done, as_of, groups=groups, communes=communes)
+    assert full == GroupDeployment(groups=3, groups_completed=3, communes=2, communes_completed=2)
+    # c2 never deployed g3 and finished g2 after the as-of date
+    partial = [t for t in done if (t.task_id, t.unit) not in {("g3", "c2"), ("g2", "c2")}]
+    partial.append(Task("g2", "c2", deadline=date(2025, 12, 31), completed_on=date(2025, 11, 20)))
+    some = group_deployment(partial, as_of, groups=groups, communes=communes)
+    assert some == GroupDeployment(groups=3, groups_completed=1, communes=2, communes_completed=1)
+    with pytest.raises(FormulaInputError, match="twice"):
+        group_deployment([*done, done[0]], as_of, groups=groups, communes=communes)
+    with pytest.raises(FormulaInputError, match="not one the plan covers"):
+        group_deployment([Task("g1", "c9", deadline=None)], as_of, groups=groups, communes=communes)
 
 
 def test_registers_without_readings_say_so(client: FlaskClient, keys: Keys, seeded: int) -> None:

@@ -5,6 +5,8 @@ year, how many on schedule" for every task register (a source of kind ``tasks``)
 programme or for one year (``?year=2025``), each figure naming its register and period.
 ``GET /tasks?state=overdue`` answers "which unit is late": per register with tasks in that state,
 the department or commune responsible for it in the registry (the unit of the reminder digests).
+``GET /tasks/groups`` answers "how far is plan 02 in our communes": per plan register (kind
+``task_groups``), the groups completed in every commune and the communes that completed them all.
 Arithmetic and reading: :mod:`ioc.api.taskdata`.
 """
 
@@ -102,6 +104,62 @@ class TaskFiguresListSchema(ma.Schema):
     items = ma.fields.List(ma.fields.Nested(TaskFiguresSchema), required=True)
 
 
+class GroupsQuery(_Query):
+    """``GET /tasks/groups``."""
+
+    province = ma.fields.String(validate=schemas.PROVINCE_CODE)
+    register = ma.fields.String(
+        validate=validate.Regexp(SOURCE_ID_PATTERN, error="must be a source id, e.g. 40-plan02"),
+        metadata={"description": "only this plan register (its source id)"},
+    )
+
+
+class GroupCountSchema(ma.Schema):
+    completed = ma.fields.Integer(
+        allow_none=True, metadata={"description": "groups completed in every commune"}
+    )
+    total = ma.fields.Integer(allow_none=True, metadata={"description": "the plan's groups"})
+
+
+class CommuneCountSchema(ma.Schema):
+    completed = ma.fields.Integer(
+        allow_none=True, metadata={"description": "communes and wards that completed every group"}
+    )
+    expected = ma.fields.Integer(
+        required=True,
+        metadata={"description": "the province's communes and wards (the places package)"},
+    )
+
+
+class GroupFiguresSchema(ma.Schema):
+    register = ma.fields.Nested(RegisterRefSchema, required=True)
+    unit = ma.fields.Nested(schemas.ReminderUnitSchema, required=True)
+    period = ma.fields.Nested(PeriodSchema, required=True)
+    reported_at = ma.fields.String(
+        allow_none=True, metadata={"description": "its last reading in the period; null: none"}
+    )
+    task_groups = ma.fields.Nested(GroupCountSchema, required=True)
+    communes = ma.fields.Nested(CommuneCountSchema, required=True)
+    text = ma.fields.String(
+        allow_none=True, metadata={"example": "16 of 16 task groups, 130 of 130 communes"}
+    )
+    text_vi = ma.fields.String(
+        allow_none=True, metadata={"example": "16/16 nhóm nhiệm vụ, 130/130 xã, phường"}
+    )
+    counts_consistent = ma.fields.Boolean(
+        allow_none=True,
+        metadata={
+            "description": "no count above its total, and all groups completed everywhere "
+            "exactly when all communes completed every group"
+        },
+    )
+
+
+class GroupFiguresListSchema(ma.Schema):
+    period = ma.fields.Nested(PeriodSchema, required=True)
+    items = ma.fields.List(ma.fields.Nested(GroupFiguresSchema), required=True)
+
+
 class HeldTasksSchema(ma.Schema):
     unit = ma.fields.Nested(schemas.ReminderUnitSchema, required=True)
     register = ma.fields.Nested(RegisterRefSchema, required=True)
@@ -119,21 +177,23 @@ class HeldTasksListSchema(ma.Schema):
     items = ma.fields.List(ma.fields.Nested(HeldTasksSchema), required=True)
 
 
-def _check(args: dict[str, Any]) -> None:
-    """404 for an unknown or out-of-scope province or register."""
+def _check(args: dict[str, Any], kind: str = taskdata.TASK_KIND) -> None:
+    """404 for an unknown or out-of-scope province or register (of ``kind``)."""
     reader, allowed = data(), scope()
     if args.get("province") is not None:
         reader.province(args["province"], allowed)
     register = args.get("register")
     if register is not None:
-        known = {s.id for s in taskdata.registers(reader, allowed, args.get("province"))}
+        known = {s.id for s in taskdata.registers(reader, allowed, args.get("province"), kind)}
         if register not in known:
             raise ApiProblem(
                 404,
                 "Not Found",
                 f"no task register {register!r}"
                 + (f" in province {args['province']}" if args.get("province") else "")
-                + "; GET /api/v1/tasks/registers lists them",
+                + "; GET /api/v1/tasks/"
+                + ("groups" if kind == taskdata.GROUP_KIND else "registers")
+                + " lists them",
                 extra={"parameter": "register", "value": register},
             )
 
@@ -169,5 +229,21 @@ class Tasks(MethodView):
             register=args.get("register"),
             state=args["state"],
             year=args.get("year"),
+            now_ns=now_ns(),
+        )
+
+
+@blp.route("/tasks/groups")
+class Groups(MethodView):
+    @blp.arguments(GroupsQuery, location="query")
+    @blp.response(200, GroupFiguresListSchema)
+    def get(self, args: dict[str, Any]) -> dict[str, Any]:
+        """A plan's task groups in the communes: "16 of 16 task groups, 130 of 130 communes"."""
+        _check(args, taskdata.GROUP_KIND)
+        return taskdata.group_figures(
+            data(),
+            scope(),
+            province=args.get("province"),
+            register=args.get("register"),
             now_ns=now_ns(),
         )
