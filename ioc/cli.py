@@ -35,6 +35,7 @@ MODULE_COMMANDS: dict[str, str] = {
     "run": "ioc.run",
     "dashboards": "dashboards.command",
     "alerts": "alerts.command",
+    "verify": "ioc.faults.command",
 }
 """Subcommands that live with their concept. Each module defines ``HELP`` (one line),
 ``configure(parser)`` (adds its arguments) and ``run(settings, args) -> exit code``; it must be
