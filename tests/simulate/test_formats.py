@@ -42,7 +42,16 @@ def test_the_whole_history_window_is_accepted_by_the_collector(end: datetime) ->
             message.topic.split("/")[0] + ("/senml" if message.topic.endswith("senml") else "")
         ] += 1
         messages += 1
-    assert set(points) == {"air", "water", "traffic", "service", "tasks", "data", "probe"}
+    assert set(points) == {
+        "air",
+        "water",
+        "traffic",
+        "service",
+        "tasks",
+        "task_groups",
+        "data",
+        "probe",
+    }
     assert set(formats) == {"ioc", "ioc/senml", "v3", "application"}
     assert messages == sim.history_size(end_ns - HISTORY_S * NS, end_ns)
 
