@@ -43,7 +43,6 @@ import math
 import os
 import platform
 import re
-import socket
 import subprocess
 import tempfile
 import threading
@@ -70,7 +69,7 @@ from ioc.engine import CycleReport, Engine
 from ioc.mqtt import make_client
 from ioc.places import get_places
 from ioc.settings import PROJECT_ROOT, Settings, load_settings
-from ioc.stack import AlertTimings, LocalStack, find_binary
+from ioc.stack import AlertTimings, LocalStack, find_binary, free_ports
 from ioc.store import Point, Store, duration_seconds
 from ioc.store.client import Epoch, ParamValue, Series
 from ioc.store.influxql import RECEIVED_FIELD
@@ -90,14 +89,6 @@ _FLOOD_ALERT = "flood-alarm"
 _EPISODE_PM25 = 180.0  # µg/m³: VN_AQI ~230 (critical), above the QCVN 24 h limits of PM
 _SILENT_FOR = 2 * _HOUR
 _PRODUCTION_CONFIG = PROJECT_ROOT / "deploy" / "alertmanager" / "alertmanager.yml"
-
-
-def _free_ports(count: int) -> list[int]:
-    with ExitStack() as stack:
-        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
 
 
 def _quantile(ordered: Sequence[float], q: float) -> float:
@@ -1028,7 +1019,7 @@ def main() -> None:
         parser.error("--episode and --silent are shares (0-1); --poll-ms must be > 0")
     timings = AlertTimings(group_wait=args.group_wait)
     with tempfile.TemporaryDirectory(prefix="ioc-bench-") as var, _Webhook() as webhook:
-        mqtt_port, influx, rpc, alertmanager = _free_ports(4)
+        mqtt_port, influx, rpc, alertmanager = free_ports(4)
         settings = load_settings(
             {
                 "IOC_VAR_DIR": str(Path(var)),

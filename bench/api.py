@@ -58,7 +58,6 @@ import http.client
 import math
 import os
 import platform
-import socket
 import statistics
 import subprocess
 import sys
@@ -85,7 +84,7 @@ from ioc.catalog import Indicator, get_catalog
 from ioc.engine import IndicatorValue, Level
 from ioc.places import get_places
 from ioc.settings import PROJECT_ROOT, Settings, load_settings
-from ioc.stack import LocalStack
+from ioc.stack import LocalStack, free_ports
 from ioc.store import Point, Store
 from ioc.store.client import Epoch, ParamValue, Series
 from ioc.store.influxql import RECEIVED_FIELD
@@ -96,14 +95,6 @@ _BATCH = 5_000
 _WARMUP_S = 1.0
 _PROVINCE = "01"  # the series and the scorecard are Hà Nội's
 _TICK = os.sysconf("SC_CLK_TCK")
-
-
-def _free_ports(count: int) -> list[int]:
-    with ExitStack() as stack:
-        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
 
 
 # --- seeding --------------------------------------------------------------------------------------
@@ -666,7 +657,7 @@ def _print_ratios(queries: Sequence[Query], rounds: Rounds, apis: Sequence[str])
 
 
 def measure(args: argparse.Namespace, var: Path) -> None:
-    mqtt, influx, rpc, alertmanager, api_port, other_port, cached_port = _free_ports(7)
+    mqtt, influx, rpc, alertmanager, api_port, other_port, cached_port = free_ports(7)
     env = {
         "IOC_VAR_DIR": str(var),
         "IOC_MQTT_PORT": str(mqtt),

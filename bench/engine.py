@@ -41,13 +41,11 @@ import argparse
 import math
 import os
 import platform
-import socket
 import statistics
 import tempfile
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -55,7 +53,7 @@ from ioc.catalog import INDICATORS_FILE, Catalog, Indicator, load_catalog
 from ioc.engine import CycleReport, Engine
 from ioc.places import get_places
 from ioc.settings import Settings, load_settings
-from ioc.stack import LocalStack
+from ioc.stack import LocalStack, free_ports
 from ioc.store import Point, Store
 from ioc.store.client import Epoch, ParamValue, Series
 from ioc.store.influxql import INDICATOR_MEASUREMENT, RECEIVED_FIELD, quote_ident
@@ -68,14 +66,6 @@ _BATCH = 5_000
 _TIMEOUT_S = 600.0  # generous, so that a slow query is measured rather than aborted
 _DEFAULT_TIMEOUT_S = 10.0  # IOC_INFLUX_TIMEOUT's default, flagged if one query takes longer
 _BASELINE_MEASUREMENT = "bench_indicator"
-
-
-def _free_ports(count: int) -> list[int]:
-    with ExitStack() as stack:
-        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
 
 
 # --- the registry and the readings ---------------------------------------------------------------
@@ -575,7 +565,7 @@ def main() -> None:
     if args.wards < 1 or args.rounds < 1:
         parser.error("--wards and --rounds must be >= 1")
     with tempfile.TemporaryDirectory(prefix="ioc-bench-") as var:
-        mqtt, influx, rpc = _free_ports(3)  # Mosquitto is not started: its port is only set
+        mqtt, influx, rpc = free_ports(3)  # Mosquitto is not started: its port is only set
         settings = load_settings(
             {
                 "IOC_VAR_DIR": str(Path(var)),

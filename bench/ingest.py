@@ -77,7 +77,7 @@ import paho.mqtt.client as mqtt
 from ioc.mqtt import make_client
 from ioc.places import get_places
 from ioc.settings import PROJECT_ROOT, Settings, load_settings
-from ioc.stack import LocalStack, find_binary
+from ioc.stack import LocalStack, find_binary, free_ports
 from ioc.store import Point, Store, encode_point
 from ioc.store.influxql import quote_literal
 
@@ -1232,14 +1232,6 @@ def soak(settings: Settings, chosen: list[Station], args: argparse.Namespace) ->
     )
 
 
-def _free_ports(count: int) -> list[int]:
-    with ExitStack() as stack:
-        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--devices", type=int, default=3000, help="air stations, one per ward")
@@ -1283,7 +1275,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="ioc-bench-") as var:
         registry = Path(var) / "registry.toml"
         registry.write_text(registry_toml(chosen), encoding="utf-8")
-        mqtt_port, influx, rpc = _free_ports(3)
+        mqtt_port, influx, rpc = free_ports(3)
         settings = load_settings(
             {
                 "IOC_VAR_DIR": str(Path(var)),

@@ -15,27 +15,17 @@ It prints points per second for each and the ratios store/baseline and single/ba
 from __future__ import annotations
 
 import argparse
-import socket
 import tempfile
 import time
 from collections.abc import Callable
-from contextlib import ExitStack
 from pathlib import Path
 from urllib.parse import urlencode
 
 import urllib3
 
 from ioc.settings import Settings, load_settings
-from ioc.stack import LocalStack
+from ioc.stack import LocalStack, free_ports
 from ioc.store import Point, Store, encode_points
-
-
-def _free_ports(count: int) -> list[int]:
-    with ExitStack() as stack:
-        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
 
 
 def _points(measurement: str, count: int, start_ns: int) -> list[Point]:
@@ -101,7 +91,7 @@ def main() -> None:
     parser.add_argument("--single", type=int, default=2_000, help="points sent one per request")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="ioc-bench-") as var:
-        mqtt, influx, rpc = _free_ports(3)
+        mqtt, influx, rpc = free_ports(3)
         settings = load_settings(
             {
                 "IOC_VAR_DIR": str(Path(var)),

@@ -21,12 +21,15 @@ import getpass
 import json
 import logging
 import os
+import random
 import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from string import Template
@@ -194,6 +197,65 @@ def port_is_free(host: str, port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+_port_lock = threading.Lock()
+_port_rng = random.Random()  # noqa: S311 - port choice, not secrets
+
+
+def free_ports(count: int) -> list[int]:
+    """Distinct loopback ports that are free now, chosen *below* the kernel's ephemeral range.
+
+    A port handed out by ``bind(0)`` lies in the ephemeral range, where any outgoing connection
+    of any process may take it as its source port while a server of ours is down (InfluxDB for
+    300 s in scenario 4) and then keep it from restarting. Below that range only explicit
+    binders compete.
+    """
+    low, _ = _ephemeral_range()
+    first = 10_000 if low > 12_000 else 1024
+    chosen: list[int] = []
+    with _port_lock, ExitStack() as stack:
+        for _ in range(2000):
+            if len(chosen) == count:
+                break
+            port = _port_rng.randrange(first, low)
+            if port in chosen:
+                continue
+            s = stack.enter_context(socket.socket())
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            chosen.append(port)
+        while len(chosen) < count:  # a crowded range: fall back to the kernel's choice
+            s = stack.enter_context(socket.socket())
+            s.bind(("127.0.0.1", 0))
+            chosen.append(s.getsockname()[1])
+    return chosen
+
+
+def stack_environment(var_dir: Path, database: str, **extra: str) -> dict[str, str]:
+    """``IOC_*`` variables of a private stack in ``var_dir`` on fresh free ports (the tests, the
+    fault suite and the benches each run their own stack this way)."""
+    mqtt_port, influx, rpc, alertmanager = free_ports(4)
+    env = {
+        "IOC_VAR_DIR": str(var_dir),
+        "IOC_MQTT_PORT": str(mqtt_port),
+        "IOC_INFLUX_URL": f"http://127.0.0.1:{influx}",
+        "IOC_INFLUX_RPC_PORT": str(rpc),
+        "IOC_INFLUX_DB": database,
+        "IOC_ALERTMANAGER_URL": f"http://127.0.0.1:{alertmanager}",
+    }
+    env.update(extra)
+    return env
 
 
 class LocalStack:

@@ -9,46 +9,26 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
-import socket
 import subprocess
 import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 
+from ioc import stack
 from ioc.settings import Settings, load_settings
-from ioc.stack import LocalStack, find_binary
+from ioc.stack import LocalStack, find_binary, free_ports
 from ioc.store import Store, quote_ident
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
 
-def free_ports(count: int) -> list[int]:
-    """Distinct loopback ports that were free a moment ago (bound together, then released)."""
-    with ExitStack() as stack:
-        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-
-
 def stack_environment(var_dir: Path, **extra: str) -> dict[str, str]:
-    """``IOC_*`` variables for a private stack in ``var_dir`` on fresh free ports."""
-    mqtt, influx, rpc, alertmanager = free_ports(4)
-    env = {
-        "IOC_VAR_DIR": str(var_dir),
-        "IOC_MQTT_PORT": str(mqtt),
-        "IOC_INFLUX_URL": f"http://127.0.0.1:{influx}",
-        "IOC_INFLUX_RPC_PORT": str(rpc),
-        "IOC_INFLUX_DB": "ioc_test",
-        "IOC_ALERTMANAGER_URL": f"http://127.0.0.1:{alertmanager}",
-    }
-    env.update(extra)
-    return env
+    """``IOC_*`` variables for a private stack of the tests in ``var_dir`` on fresh free ports."""
+    return stack.stack_environment(var_dir, "ioc_test", **extra)
 
 
 def _version(argv: list[str]) -> str:

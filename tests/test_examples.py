@@ -858,7 +858,8 @@ class Lab:
 
     def __init__(self, base: Path) -> None:
         from ioc.settings import load_settings
-        from tests.conftest import free_ports, stack_environment
+        from ioc.stack import free_ports
+        from tests.conftest import stack_environment
 
         [api_port] = free_ports(1)
         self.base = base

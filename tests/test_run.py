@@ -22,8 +22,9 @@ import pytest
 from ioc.catalog import get_catalog
 from ioc.run import Composition
 from ioc.settings import load_settings
+from ioc.stack import free_ports
 from ioc.store import Store
-from tests.conftest import free_ports, stack_environment
+from tests.conftest import stack_environment
 
 pytestmark = pytest.mark.services
 

@@ -24,7 +24,6 @@ import logging
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -47,7 +46,7 @@ from ioc.errors import StackError
 from ioc.faults import Profile, Trial
 from ioc.mqtt import make_client, session_properties
 from ioc.settings import Settings, load_settings
-from ioc.stack import LocalStack, terminate_with_parent
+from ioc.stack import LocalStack, stack_environment, terminate_with_parent
 from ioc.store import Store
 
 log = logging.getLogger(__name__)
@@ -56,64 +55,6 @@ SOURCES = ("01-air-hoan-kiem", "01-air-cau-giay", "01-air-long-bien")
 """Registered air stations of the demo registry (province 01): the publisher's devices."""
 
 _SERVICES = ("mosquitto", "influxdb")
-
-
-def _ephemeral_range() -> tuple[int, int]:
-    try:
-        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
-        return int(low), int(high)
-    except (OSError, ValueError):
-        return 32768, 60999
-
-
-_port_lock = threading.Lock()
-_port_rng = Random()  # noqa: S311 - port choice, not secrets
-
-
-def free_ports(count: int) -> list[int]:
-    """Distinct loopback ports that are free now, chosen *below* the kernel's ephemeral range.
-
-    A port handed out by ``bind(0)`` lies in the ephemeral range, where any outgoing connection
-    of any process may take it as its source port while a server of ours is down (InfluxDB for
-    300 s in scenario 4) and then keep it from restarting. Below that range only explicit
-    binders compete.
-    """
-    low, _ = _ephemeral_range()
-    first = 10_000 if low > 12_000 else 1024
-    chosen: list[int] = []
-    with _port_lock, ExitStack() as stack:
-        for _ in range(2000):
-            if len(chosen) == count:
-                break
-            port = _port_rng.randrange(first, low)
-            if port in chosen:
-                continue
-            s = stack.enter_context(socket.socket())
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            chosen.append(port)
-        while len(chosen) < count:  # a crowded range: fall back to the kernel's choice
-            s = stack.enter_context(socket.socket())
-            s.bind(("127.0.0.1", 0))
-            chosen.append(s.getsockname()[1])
-    return chosen
-
-
-def stack_environment(var_dir: Path, **extra: str) -> dict[str, str]:
-    """``IOC_*`` variables of a private stack in ``var_dir`` on fresh free ports."""
-    mqtt_port, influx, rpc, alertmanager = free_ports(4)
-    env = {
-        "IOC_VAR_DIR": str(var_dir),
-        "IOC_MQTT_PORT": str(mqtt_port),
-        "IOC_INFLUX_URL": f"http://127.0.0.1:{influx}",
-        "IOC_INFLUX_RPC_PORT": str(rpc),
-        "IOC_INFLUX_DB": "ioc_faults",
-        "IOC_ALERTMANAGER_URL": f"http://127.0.0.1:{alertmanager}",
-    }
-    env.update(extra)
-    return env
 
 
 class Unavailable(RuntimeError):
@@ -209,7 +150,9 @@ class Harness:
         workdir.mkdir(parents=True, exist_ok=True)
         self.workdir = workdir
         # One collector by default: no shared subscription unless a scenario names a group.
-        self.env = stack_environment(workdir / "var", **{"IOC_INGEST_GROUP": "", **env_extra})
+        self.env = stack_environment(
+            workdir / "var", "ioc_faults", **{"IOC_INGEST_GROUP": "", **env_extra}
+        )
         self.settings: Settings = load_settings(self.env)
         self.stack = LocalStack(self.settings)
         self.collectors: list[CollectorProcess] = []
@@ -243,7 +186,7 @@ class Harness:
                     raise
                 log.info("%s; choosing other ports", error)
                 self.stack.down(timeout=10)
-                fresh = stack_environment(self.settings.var_dir)
+                fresh = stack_environment(self.settings.var_dir, self.settings.influx_db)
                 self.env.update({k: v for k, v in fresh.items() if k != "IOC_VAR_DIR"})
                 self.settings = load_settings(self.env)
                 self.stack = LocalStack(self.settings)

@@ -51,7 +51,6 @@ from ioc.faults import Profile, ScenarioResult, Trial
 from ioc.faults.harness import (
     Harness,
     fill,
-    free_ports,
     run_trials,
     stored_readings,
     wait_for,
@@ -60,7 +59,7 @@ from ioc.faults.harness import (
 from ioc.faults.proxy import Proxy
 from ioc.mqtt import make_client
 from ioc.settings import Settings
-from ioc.stack import find_binary, terminate_with_parent
+from ioc.stack import find_binary, free_ports, terminate_with_parent
 from ioc.store import Store
 
 log = logging.getLogger(__name__)

@@ -21,7 +21,7 @@ from typing import Any, Generic, Self, TypeVar
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from tests.conftest import free_ports
+from ioc.stack import free_ports
 
 T = TypeVar("T")
 

@@ -14,8 +14,8 @@ import pytest
 
 from alerts.alertmanager import Alertmanager, Matcher, PostableAlert
 from ioc.errors import AlertmanagerError
+from ioc.stack import free_ports
 from tests.alerts.conftest import EMAIL_TO, LocalAlertmanager
-from tests.conftest import free_ports
 
 pytestmark = pytest.mark.services
 

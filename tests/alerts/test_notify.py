@@ -29,6 +29,7 @@ from ioc import cli
 from ioc.catalog import INDICATORS_FILE, Catalog, load_catalog
 from ioc.engine.values import IndicatorValue, Level
 from ioc.settings import Settings, load_settings
+from ioc.stack import free_ports
 from ioc.store import Point, Store, time_ns
 from tests.alerts.conftest import EMAIL_TO, LocalAlertmanager
 from tests.alerts.receivers import (
@@ -38,7 +39,6 @@ from tests.alerts.receivers import (
     _Recorder,
     _RecordingHandler,
 )
-from tests.conftest import free_ports
 
 pytestmark = pytest.mark.services
 

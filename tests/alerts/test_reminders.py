@@ -21,9 +21,9 @@ from alerts.reminders import Digest, build_digests, render, send_digests
 from ioc.catalog import INDICATORS_FILE, Catalog, load_catalog
 from ioc.engine import Engine
 from ioc.settings import Settings
+from ioc.stack import free_ports
 from ioc.store import Point, Store, time_ns
 from tests.alerts.receivers import SmtpReceiver
-from tests.conftest import free_ports
 
 pytestmark = pytest.mark.services
 

@@ -27,10 +27,10 @@ from ioc.api import create_app
 from ioc.catalog import Catalog, get_catalog
 from ioc.engine.values import IndicatorValue, Level
 from ioc.settings import Settings
+from ioc.stack import free_ports
 from ioc.store import Store, time_ns
 from tests.alerts.conftest import LocalAlertmanager, alertmanager, smtp, webhook  # noqa: F401
 from tests.api.conftest import Keys
-from tests.conftest import free_ports
 
 pytestmark = pytest.mark.services
 

@@ -35,10 +35,10 @@ from ioc.catalog import get_catalog
 from ioc.engine import IndicatorValue, Level
 from ioc.errors import UnreachableError
 from ioc.settings import Settings
+from ioc.stack import free_ports
 from ioc.store import Point, Store
 from ioc.store.influxql import RECEIVED_FIELD, last_received
 from tests.api.conftest import Keys
-from tests.conftest import free_ports
 
 HOUR_NS = 3600 * 10**9
 

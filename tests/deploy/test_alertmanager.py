@@ -21,8 +21,7 @@ import pytest
 import yaml
 
 from ioc.settings import VARIABLES, load_settings, read_env_file
-from ioc.stack import render_alertmanager_config
-from tests.conftest import free_ports
+from ioc.stack import free_ports, render_alertmanager_config
 from tests.deploy.conftest import DEPLOY
 from tests.deploy.test_compose import environment, resolved
 

@@ -9,9 +9,7 @@ MQTT 5 PUBACK reason code 0x87 (Not authorized) and drops the message; a bad log
 
 from __future__ import annotations
 
-import getpass
 import queue
-import re
 import socket
 import subprocess
 import threading
@@ -28,10 +26,9 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
 from ioc.cli import main
+from ioc.faults.hostile import render_deploy_config
 from ioc.settings import load_settings
-from ioc.stack import find_binary
-from tests.conftest import free_ports
-from tests.deploy.conftest import DEPLOY
+from ioc.stack import find_binary, free_ports
 
 pytestmark = pytest.mark.services
 
@@ -46,24 +43,6 @@ class Broker:
     port: int
     passwords: dict[str, str]
     log: Path
-
-
-def render_config(tmp: Path, port: int, passwd: Path, acl: Path) -> Path:
-    """deploy/'s mosquitto.conf with paths, listener and user moved into ``tmp``."""
-    text = (DEPLOY / "mosquitto" / "mosquitto.conf").read_text()
-    replacements = {
-        r"^password_file .*$": f"password_file {passwd}",
-        r"^acl_file .*$": f"acl_file {acl}",
-        r"^persistence_location .*$": f"persistence_location {tmp}/data/",
-        r"^listener 1883$": f"listener {port} 127.0.0.1\nuser {getpass.getuser()}",
-    }
-    for pattern, new in replacements.items():
-        text, count = re.subn(pattern, new, text, flags=re.MULTILINE)
-        assert count == 1, f"mosquitto.conf: expected one line matching {pattern}"
-    (tmp / "data").mkdir()
-    config = tmp / "mosquitto.conf"
-    config.write_text(text)
-    return config
 
 
 def _wait_port(port: int, process: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
@@ -91,7 +70,7 @@ def broker(tmp_path_factory: pytest.TempPathFactory, sample_registry: Path) -> I
         line.split("\t") for line in secrets.read_text().splitlines() if not line.startswith("#")
     )
     (port,) = free_ports(1)
-    config = render_config(tmp, port, passwd, acl)
+    config = render_deploy_config(tmp, port, passwd, acl)
     log = tmp / "mosquitto.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
