@@ -178,6 +178,16 @@ class Collector:
         result, _ = client.subscribe(wanted)
         if result is not MQTTErrorCode.MQTT_ERR_SUCCESS:
             log.error("subscribe failed: %s", result)
+        if self.counters["connects"] and not flags.session_present:
+            # A reconnect should find the persistent session the broker kept for us; without it
+            # the broker dropped what arrived while we were away (a broker killed before it
+            # saved the session, docs/faults.md). Nothing here can recover it: say so.
+            self.counters["sessions_lost"] += 1
+            log.warning(
+                "the broker did not keep this collector's session (%s): readings published "
+                "while it was disconnected were not queued for it and may be lost",
+                self.client_id,
+            )
         self.counters["connects"] += 1
         self.connected.set()
         log.info(
@@ -308,6 +318,7 @@ class Collector:
             "points": self.counters["points"],
             "acked": self.counters["acked"],
             "connects": self.counters["connects"],
+            "sessions_lost": self.counters["sessions_lost"],
             "points_written": stats.points_written,
             "spooled_batches": stats.spooled_batches,
             "replayed_batches": stats.replayed_batches,

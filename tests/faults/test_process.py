@@ -75,13 +75,13 @@ def test_broker_restart_loses_nothing_and_a_broker_kill_stays_within_the_bound(
     tmp_path: Path,
 ) -> None:
     result = _run(7, tmp_path)
-    bound, _ = autosave_bound(PROJECT_ROOT / "deploy" / "mosquitto" / "mosquitto.conf")
+    bound, words = autosave_bound(PROJECT_ROOT / "deploy" / "mosquitto" / "mosquitto.conf")
     n = Profile.ci().trials
     graceful, killed = result.trials[:n], result.trials[n:]
     assert all(t.lost == 0 for t in graceful), _describe(result)
     assert killed and all(t.lost <= bound for t in killed), _describe(result)
     assert all(t.duplicates == 0 for t in result.trials)
-    assert f"at most {bound} acknowledged readings" in result.bound
+    assert words in result.bound  # the report states the bound the configuration implies
 
 
 def test_deploy_and_local_broker_configs_state_the_same_small_autosave_bound() -> None:

@@ -7,6 +7,7 @@ doubled" is "exactly the published timestamps are in the database".
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import signal
@@ -177,6 +178,47 @@ def test_the_collector_resubscribes_after_a_broker_restart(tmp_path: Path) -> No
             publisher.close()
             wait_for(lambda: len(stored_times(store)) == 2, what="reading after the restart")
             assert collector.counters["connects"] >= 2
+    finally:
+        stack.down()
+
+
+def test_a_reconnect_that_finds_no_session_is_counted_and_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A broker SIGKILLed before it first saved (within autosave_interval of its start) restarts
+    without the collector's session; one stopped gracefully saves it on exit and keeps it.
+
+    The database file is removed after the kill, so "not yet saved" holds whatever the timing."""
+    settings = _settings(load_settings(stack_environment(tmp_path / "stack")), tmp_path)
+    stack = LocalStack(settings)
+    stack.up(die_with_parent=True, services=("mosquitto", "influxdb"))
+
+    def reconnect_after(stop: Callable[[], object], connects: int) -> None:
+        stop()
+        wait_for(lambda: not collector.connected.is_set(), what="the disconnect")
+        stack.up(die_with_parent=True, services=("mosquitto",))
+        wait_for(
+            lambda: collector.counters["connects"] == connects, timeout=60, what="the reconnect"
+        )
+
+    def sigkill() -> None:
+        (broker,) = stack.status(services=("mosquitto",))
+        assert broker.pid is not None
+        os.kill(broker.pid, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(broker.pid, 0)  # our child (stack.up): reap it
+        (stack.data_dir("mosquitto") / "mosquitto.db").unlink(missing_ok=True)
+
+    try:
+        with caplog.at_level("WARNING", logger="ingest.collector"), running(settings) as collector:
+            reconnect_after(sigkill, 2)
+            assert collector.counters["sessions_lost"] == 1
+            assert "did not keep this collector's session" in caplog.text
+            reconnect_after(lambda: stack.down(services=("mosquitto",)), 3)  # saves on exit
+            assert collector.counters["sessions_lost"] == 1
+            writer = collector._writer
+            assert writer is not None
+            assert collector.figures(writer, writer.spool)["sessions_lost"] == 1
     finally:
         stack.down()
 
