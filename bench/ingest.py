@@ -74,6 +74,7 @@ from typing import Any
 import orjson
 import paho.mqtt.client as mqtt
 
+from ioc.memory import rss_kib
 from ioc.mqtt import make_client
 from ioc.places import get_places
 from ioc.settings import PROJECT_ROOT, Settings, load_settings
@@ -1157,17 +1158,6 @@ def measure(
 
 
 # --- soak: memory over a long steady run ----------------------------------------------------------
-
-
-def rss_kib(pid: int) -> int:
-    """Resident set size of a process in KiB (``VmRSS`` of ``/proc/<pid>/status``); -1 if gone."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return -1
 
 
 def soak(settings: Settings, chosen: list[Station], args: argparse.Namespace) -> None:

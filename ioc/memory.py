@@ -61,10 +61,10 @@ def release_free_memory() -> bool:
     return bool(_LIBC.malloc_trim(ctypes.c_size_t(0)))
 
 
-def rss_kib() -> int:
-    """This process's resident set size in KiB (``VmRSS``), -1 where /proc is not there."""
+def rss_kib(pid: int | str = "self") -> int:
+    """A process's resident set size in KiB (``VmRSS``); -1 if it is gone or /proc is absent."""
     try:
-        with open("/proc/self/status", encoding="ascii") as status:
+        with open(f"/proc/{pid}/status", encoding="ascii") as status:
             for line in status:
                 if line.startswith("VmRSS:"):
                     return int(line.split()[1])
