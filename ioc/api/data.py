@@ -38,7 +38,6 @@ from ioc.store.influxql import (
 log = logging.getLogger(__name__)
 
 _NS = 1_000_000_000
-_MICROSECOND = timedelta(microseconds=1)
 LATEST_WINDOW = timedelta(days=35)
 """How far back "latest" looks; a place with no value in this window has none."""
 FEED_WINDOW = timedelta(days=30)
@@ -84,7 +83,7 @@ class Scope:
 def rfc3339(ns: int) -> str:
     """Unix nanoseconds as RFC 3339 UTC text with second precision.
 
-    ``time.gmtime`` rather than a datetime: the same text (tests/api/test_data_text.py) at 0.9
+    ``time.gmtime`` rather than a datetime: the same text (tests/api/test_feed_entry.py) at 0.9
     instead of 2.4 µs, which counts where a feed listing writes two per source."""
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ns // _NS))
 
@@ -129,14 +128,14 @@ def feed_entry(
     source: Source,
     seen: tuple[int, int | None] | None,
     now: datetime,
-    limits: dict[int, int],
+    limits: liveness.LiveLimits,
 ) -> dict[str, Any]:
     """One registered source as the feed listing shows it: last record, age, state, since.
 
-    The state is :func:`ioc.formulas.liveness.feed_status`'s with ``LIVENESS_GRACE``, judged as
-    the engine's ``liveness_values`` judges it: the live limit (floor of interval × grace, whole
-    microseconds) is computed once per expected interval into ``limits`` rather than with
-    Fractions for every source, which was a third of a feed listing's CPU. The same answer,
+    The state is :func:`ioc.formulas.liveness.feed_status`'s, judged by ``limits`` (made with
+    ``LIVENESS_GRACE``) as the engine judges it: the live limit is computed once per expected
+    interval rather than with Fractions for every source, which was a third of a feed
+    listing's CPU. The same answer,
     field for field (tests/api/test_feed_entry.py compares the two)."""
     registered = _registered(source.registered)
     if registered is not None and registered > now:
@@ -146,20 +145,11 @@ def feed_entry(
     if seen is None:
         state, since = liveness.FeedState.NEVER_REPORTED, registered
     else:
-        interval_s = source.expected_interval_s
-        limit = limits.get(interval_s)
-        if limit is None:
-            limit = liveness.limit_microseconds(timedelta(seconds=interval_s), grace=LIVENESS_GRACE)
-            limits[interval_s] = limit
         last = datetime.fromtimestamp(seen[0] / _NS, tz=UTC)
         age = now - last
-        if age < timedelta(0):
-            state = liveness.FeedState.FUTURE_TIMESTAMP
-        elif age // _MICROSECOND <= limit:
-            state = liveness.FeedState.LIVE
-        else:
-            state = liveness.FeedState.STALE
-            since = last + timedelta(microseconds=limit)
+        state = limits.state(age, source.expected_interval_s)
+        if state is liveness.FeedState.STALE:
+            since = last + timedelta(microseconds=limits.limit_us(source.expected_interval_s))
     return {
         **source_fields(source),
         "last_record": None if seen is None else rfc3339(seen[0]),
@@ -436,7 +426,7 @@ class IndicatorData:
                     None if received_ms is None else int(received_ms),
                 )
         now = datetime.fromtimestamp(now_ns / _NS, tz=UTC)
-        limits: dict[int, int] = {}
+        limits = liveness.LiveLimits(LIVENESS_GRACE)
         return [feed_entry(source, last_seen.get(source.id), now, limits) for source in sources]
 
     # --- operations --------------------------------------------------------------------------

@@ -31,7 +31,6 @@ __all__ = [
 ]
 
 _NS = 1_000_000_000
-_MICROSECOND = timedelta(microseconds=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,11 +284,11 @@ def liveness_values(
 
     The per-feed path builds a ``Feed``, checks it and compares Fractions for every source and
     period; here the period end is converted once and the live limit (floor of interval × grace,
-    whole microseconds: :func:`liveness.limit_microseconds`) once per expected interval. Times
+    whole microseconds: :class:`liveness.LiveLimits`) once per expected interval. Times
     are converted exactly as :func:`liveness_value` converts them (``ns / 1e9`` to a datetime),
     so ages and states are equal value for value (tests/engine/test_equivalence.py)."""
     end = datetime.fromtimestamp(end_ns / _NS, tz=UTC)
-    limits: dict[int, int] = {}
+    limits = liveness.LiveLimits(grace)
     values = []
     for source in sources:
         last_ns = last_seen.get(source.id)
@@ -298,18 +297,8 @@ def liveness_values(
                 SourceValue(source.id, 0.0, 0.0, 1.0, details=_NEVER_REPORTED, reported=False)
             )
             continue
-        interval_s = source.expected_interval_s
-        limit = limits.get(interval_s)
-        if limit is None:
-            limit = liveness.limit_microseconds(timedelta(seconds=interval_s), grace=grace)
-            limits[interval_s] = limit
         age = end - datetime.fromtimestamp(last_ns / _NS, tz=UTC)
-        if age < timedelta(0):
-            state = liveness.FeedState.FUTURE_TIMESTAMP
-        elif age // _MICROSECOND <= limit:
-            state = liveness.FeedState.LIVE
-        else:
-            state = liveness.FeedState.STALE
+        state = limits.state(age, source.expected_interval_s)
         live = state is liveness.FeedState.LIVE
         details = {"state": state.value, "age_s": age.total_seconds()}
         values.append(

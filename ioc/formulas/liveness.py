@@ -39,6 +39,7 @@ __all__ = [
     "Feed",
     "FeedState",
     "FeedStatus",
+    "LiveLimits",
     "LivenessShare",
     "assess_feeds",
     "feed_status",
@@ -158,6 +159,35 @@ def limit_microseconds(expected_interval: timedelta, *, grace: Decimal | int | f
     if expected_interval <= timedelta(0):
         raise FormulaInputError(f"expected_interval must be positive, got {expected_interval}")
     return math.floor(Fraction(expected_interval // _MICROSECOND) * _grace(grace))
+
+
+class LiveLimits:
+    """:func:`feed_status`'s verdict for many feeds at one grace, without a Fraction per feed.
+
+    The live limit (:func:`limit_microseconds`) is computed once per expected interval and
+    kept; a record ``age`` old is then judged with integers. The engine's liveness values and
+    the API's feed listing judge through this, and their equivalence tests hold it equal to
+    :func:`feed_status` (tests/engine/test_equivalence.py, tests/api/test_feed_entry.py)."""
+
+    def __init__(self, grace: Decimal | int | float) -> None:
+        self.grace = grace
+        self._limits: dict[int, int] = {}
+
+    def limit_us(self, expected_interval_s: int) -> int:
+        """The largest live age in whole microseconds for this expected interval."""
+        limit = self._limits.get(expected_interval_s)
+        if limit is None:
+            limit = limit_microseconds(timedelta(seconds=expected_interval_s), grace=self.grace)
+            self._limits[expected_interval_s] = limit
+        return limit
+
+    def state(self, age: timedelta, expected_interval_s: int) -> FeedState:
+        """Live, stale or future_timestamp for a last record ``age`` old."""
+        if age < timedelta(0):
+            return FeedState.FUTURE_TIMESTAMP
+        if age // _MICROSECOND <= self.limit_us(expected_interval_s):
+            return FeedState.LIVE
+        return FeedState.STALE
 
 
 def feed_status(feed: Feed, now: datetime, *, grace: Decimal | int | float) -> FeedStatus:

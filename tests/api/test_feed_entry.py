@@ -109,10 +109,10 @@ def test_feed_entry_answers_what_feed_status_answers(
         registered = (moment.replace(tzinfo=None) if naive else moment).isoformat()
     source = _source(interval_s, registered)
     seen = None if age_ns is None else (NOW_NS - age_ns, received_ms)
-    limits: dict[int, int] = {}
+    limits = liveness.LiveLimits(LIVENESS_GRACE)
     first = feed_entry(source, seen, now, limits)
     assert first == _reference_entry(source, seen, now)
-    assert feed_entry(source, seen, now, limits) == first  # the limit read back from `limits`
+    assert feed_entry(source, seen, now, limits) == first  # the limit kept by `limits`
 
 
 def test_the_states_at_their_edges() -> None:
@@ -122,7 +122,7 @@ def test_the_states_at_their_edges() -> None:
 
     def state(age_ns: int | None) -> tuple[str, str | None]:
         seen = None if age_ns is None else (NOW_NS - age_ns, None)
-        entry = feed_entry(source, seen, now, {})
+        entry = feed_entry(source, seen, now, liveness.LiveLimits(LIVENESS_GRACE))
         return entry["state"], entry["since"]
 
     assert state(7200 * NS) == ("live", None)
